@@ -1,0 +1,19 @@
+"""gatedrnn: gated recurrent networks for PyTorch, done properly.
+
+Layers that are drop-ins for ``torch.nn.RNN/LSTM/GRU`` (plus JANET), single-step cells,
+TensorFlow 1.x cells, initialisers and heads. See the README for the equations.
+"""
+
+from . import backends, cells, init
+from .cell_modules import GRUCell, JANETCell, LSTMCell, RNNCell
+from .heads import LastStep, MaxPool, MeanPool
+from .layers import GRU, JANET, LSTM, RNN
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "RNN", "LSTM", "GRU", "JANET",
+    "RNNCell", "LSTMCell", "GRUCell", "JANETCell",
+    "LastStep", "MeanPool", "MaxPool",
+    "backends", "cells", "init",
+]

@@ -1,0 +1,166 @@
+"""Single-step cells: drop-ins for ``torch.nn.RNNCell``, ``LSTMCell`` and ``GRUCell``.
+
+Each runs one step of the same step function the layers use
+(:mod:`gatedrnn.cells`), with the same parameter names without the ``_l{k}`` suffix.
+Input (B, I) or unbatched (I,); ``hx`` None (zeros), (B, H) / (H,), or for the LSTM a
+tuple ``(h, c)``.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Tuple
+
+import torch
+from torch import Tensor, nn
+import torch.nn.functional as F
+
+from .cells import NONLINEARITIES, CellSpec, GRUSpec, JANETSpec, LSTMSpec, RNNSpec, State
+from .parameters import RECURRENT_NAMES, parameter_shapes, register, reset_uniform_, state_sizes
+from .validation import check_float, check_hx, check_input, check_int, check_optional_clip
+
+
+class CellBase(nn.Module):
+    """One step of a cell; subclasses name the cell and its options."""
+
+    def __init__(self, spec: CellSpec, input_size: int, hidden_size: int, bias: bool = True,
+                 proj_size: int = 0, peepholes: bool = False, device=None, dtype=None) -> None:
+        super().__init__()
+        self.spec = spec
+        self.input_size = check_int("input_size", input_size, 1)
+        self.hidden_size = check_int("hidden_size", hidden_size, 1)
+        self.bias = bool(bias)
+        self.proj_size = check_int("proj_size", proj_size, 0)
+        if self.proj_size >= self.hidden_size:
+            raise ValueError(
+                f"proj_size must be smaller than hidden_size: got proj_size={proj_size}, "
+                f"hidden_size={hidden_size}"
+            )
+        self.peepholes = bool(peepholes)
+        shapes = parameter_shapes(spec.num_gates, self.input_size, self.hidden_size,
+                                  bias=self.bias, proj_size=self.proj_size,
+                                  peepholes=self.peepholes)
+        register(self, shapes, "", {"device": device, "dtype": dtype})
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """torch.nn's initialisation: every parameter ~ U(-1/sqrt(H), 1/sqrt(H))."""
+        reset_uniform_(self.parameters(), self.hidden_size)
+
+    def extra_repr(self) -> str:
+        s = f"{self.input_size}, {self.hidden_size}"
+        if not self.bias:
+            s += ", bias=False"
+        return s
+
+    def _step(self, input: Tensor, hx) -> Tuple[State, bool]:
+        """-> (new state, batched)."""
+        check_input("input", input, self.input_size, (1, 2), self.weight_ih)
+        batched = input.dim() == 2
+        x = input if batched else input.unsqueeze(0)  # (B, I)
+        sizes = state_sizes(len(self.spec.state_names), self.hidden_size, self.proj_size)
+        if hx is None:
+            state = tuple(x.new_zeros(x.size(0), size) for size in sizes)
+        else:
+            shapes = [(x.size(0), size) if batched else (size,) for size in sizes]
+            state = check_hx(hx, shapes, self.weight_ih)
+            state = state if batched else tuple(h.unsqueeze(0) for h in state)
+        xw = F.linear(x, self.weight_ih, self.bias_ih if self.bias else None)  # (B, G*H)
+        weights = {name: getattr(self, name) for name in RECURRENT_NAMES if hasattr(self, name)}
+        new_state = self.spec.step(xw, state, weights)
+        return (new_state if batched else tuple(h.squeeze(0) for h in new_state)), batched
+
+
+class RNNCell(CellBase):
+    r"""Elman RNN cell, a drop-in for ``torch.nn.RNNCell``:
+    :math:`h' = \mathrm{act}(W_{ih} x + b_{ih} + W_{hh} h + b_{hh})`.
+
+    Example::
+
+        >>> cell = RNNCell(10, 20, nonlinearity="relu")
+        >>> cell(torch.randn(3, 10)).shape
+        torch.Size([3, 20])
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True,
+                 nonlinearity: str = "tanh", device=None, dtype=None) -> None:
+        if nonlinearity not in NONLINEARITIES:
+            raise ValueError(
+                f"nonlinearity must be one of {sorted(NONLINEARITIES)}, got {nonlinearity!r}")
+        self.nonlinearity = nonlinearity
+        super().__init__(RNNSpec(nonlinearity), input_size, hidden_size, bias,
+                         device=device, dtype=dtype)
+
+    def forward(self, input: Tensor, hx: Optional[Tensor] = None) -> Tensor:
+        (h,), _ = self._step(input, hx)
+        return h
+
+
+class LSTMCell(CellBase):
+    r"""LSTM cell, a drop-in for ``torch.nn.LSTMCell``, with the options of
+    :class:`gatedrnn.LSTM` (``forget_bias``, ``peepholes``, ``cell_clip``, ``proj_size``,
+    ``proj_clip``); equations in :func:`gatedrnn.cells.lstm_step`.
+
+    Example::
+
+        >>> cell = LSTMCell(10, 20)
+        >>> h, c = cell(torch.randn(3, 10))
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device=None,
+                 dtype=None, *, forget_bias: float = 0.0, peepholes: bool = False,
+                 cell_clip: Optional[float] = None, proj_size: int = 0,
+                 proj_clip: Optional[float] = None) -> None:
+        if proj_clip is not None and not proj_size:
+            raise ValueError(f"proj_clip needs proj_size > 0, got proj_clip={proj_clip}, proj_size={proj_size}")
+        spec = LSTMSpec(forget_bias=check_float("forget_bias", forget_bias),
+                        cell_clip=check_optional_clip("cell_clip", cell_clip),
+                        proj_clip=check_optional_clip("proj_clip", proj_clip))
+        super().__init__(spec, input_size, hidden_size, bias, proj_size, peepholes,
+                         device=device, dtype=dtype)
+
+    def forward(self, input: Tensor, hx: Optional[Tuple[Tensor, Tensor]] = None) -> Tuple[Tensor, Tensor]:
+        (h, c), _ = self._step(input, hx)
+        return h, c
+
+
+class GRUCell(CellBase):
+    r"""GRU cell, a drop-in for ``torch.nn.GRUCell``, with ``reset_after`` (see
+    :func:`gatedrnn.cells.gru_step`).
+
+    Example::
+
+        >>> cell = GRUCell(10, 20, reset_after=False)
+        >>> cell(torch.randn(3, 10)).shape
+        torch.Size([3, 20])
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device=None,
+                 dtype=None, *, reset_after: bool = True) -> None:
+        super().__init__(GRUSpec(reset_after=bool(reset_after)), input_size, hidden_size, bias,
+                         device=device, dtype=dtype)
+
+    def forward(self, input: Tensor, hx: Optional[Tensor] = None) -> Tensor:
+        (h,), _ = self._step(input, hx)
+        return h
+
+
+class JANETCell(CellBase):
+    r"""JANET cell: ``h1 = cell(x, h0)`` (see :func:`gatedrnn.cells.janet_step`).
+
+    .. math:: c' = \sigma(s) \odot c + (1 - \sigma(s - \beta)) \odot \tanh(\tilde c),\quad h' = c'
+
+    Example::
+
+        >>> cell = JANETCell(10, 20)
+        >>> cell(torch.randn(3, 10)).shape
+        torch.Size([3, 20])
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device=None,
+                 dtype=None, *, beta: float = 1.0) -> None:
+        super().__init__(JANETSpec(beta=check_float("beta", beta)), input_size, hidden_size,
+                         bias, device=device, dtype=dtype)
+
+    def forward(self, input: Tensor, hx: Optional[Tensor] = None) -> Tensor:
+        (h,), _ = self._step(input, hx)
+        return h

@@ -1,0 +1,410 @@
+"""Recurrent layers: drop-in replacements for ``torch.nn.RNN``, ``LSTM`` and ``GRU``.
+
+:class:`RecurrentBase` is written once: parameters, stacking, directions, dropout
+between layers, ``batch_first``, unbatched and ``PackedSequence`` input, validation.
+The cells' equations live in :mod:`gatedrnn.cells`; the time loop in
+:mod:`gatedrnn.backends`. Each layer class only names its cell and its options.
+
+Sequence lengths are handled here, once: a ``PackedSequence`` is unpacked to a padded
+(T, B, I) tensor plus lengths; backends freeze each sequence's state past its length;
+the backward direction runs on each sequence reversed within its own length.
+"""
+
+from __future__ import annotations
+
+from typing import List, Optional, Tuple, Union
+
+import torch
+from torch import Tensor, nn
+import torch.nn.functional as F
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
+
+from . import backends
+from .cells import NONLINEARITIES, CellSpec, GRUSpec, JANETSpec, LSTMSpec, RNNSpec, State
+from .parameters import RECURRENT_NAMES, parameter_shapes, register, reset_uniform_, state_sizes
+from .validation import (
+    check_dropout,
+    check_float,
+    check_hx,
+    check_input,
+    check_int,
+    check_optional_clip,
+)
+
+
+def reverse_within_lengths(x: Tensor, lengths: Optional[Tensor]) -> Tensor:
+    """Reverse (T, B, ...) in time, each sequence within its own length.
+
+    Padding past a sequence's length stays where it is, so the operation is its own
+    inverse: it maps the backward direction onto a forward-in-time recurrence.
+    """
+    if lengths is None:
+        return x.flip(0)
+    steps = torch.arange(x.size(0), device=x.device).unsqueeze(1)  # (T, 1)
+    lengths = lengths.to(x.device)
+    index = torch.where(steps < lengths, lengths - 1 - steps, steps)  # (T, B)
+    index = index.view(*index.shape, *([1] * (x.dim() - 2))).expand_as(x)
+    return x.gather(0, index)
+
+
+class RecurrentBase(nn.Module):
+    """A stack of recurrent layers of one cell; see :class:`LSTM` for the interface.
+
+    Subclasses set the cell spec and its options; everything else is here.
+    """
+
+    def __init__(
+        self,
+        spec: CellSpec,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        proj_size: int = 0,
+        peepholes: bool = False,
+        backend: str = "auto",
+        device=None,
+        dtype=None,
+    ) -> None:
+        super().__init__()
+        self.spec = spec
+        self.input_size = check_int("input_size", input_size, 1)
+        self.hidden_size = check_int("hidden_size", hidden_size, 1)
+        self.num_layers = check_int("num_layers", num_layers, 1)
+        self.bias = bool(bias)
+        self.batch_first = bool(batch_first)
+        self.dropout = check_dropout(dropout)
+        self.bidirectional = bool(bidirectional)
+        self.proj_size = check_int("proj_size", proj_size, 0)
+        if self.proj_size >= self.hidden_size:
+            raise ValueError(
+                f"proj_size must be smaller than hidden_size: got proj_size={proj_size}, "
+                f"hidden_size={hidden_size}"
+            )
+        self.peepholes = bool(peepholes)
+        backends.get(backend)  # fail now, not at the first forward
+        self.backend = backend
+
+        factory_kwargs = {"device": device, "dtype": dtype}
+        num_directions = 2 if self.bidirectional else 1
+        self._all_weights: List[List[str]] = []
+        for layer in range(self.num_layers):
+            layer_input = self.input_size if layer == 0 else self.output_size
+            for direction in range(num_directions):
+                suffix = f"_l{layer}" + ("_reverse" if direction == 1 else "")
+                shapes = parameter_shapes(
+                    spec.num_gates, layer_input, self.hidden_size,
+                    bias=self.bias, proj_size=self.proj_size, peepholes=self.peepholes,
+                )
+                register(self, shapes, suffix, factory_kwargs)
+                self._all_weights.append([name + suffix for name in shapes])
+        self.reset_parameters()
+
+    @property
+    def num_directions(self) -> int:
+        return 2 if self.bidirectional else 1
+
+    @property
+    def real_hidden_size(self) -> int:
+        """Size of ``h``: ``proj_size`` if set, else ``hidden_size``."""
+        return self.proj_size if self.proj_size > 0 else self.hidden_size
+
+    @property
+    def output_size(self) -> int:
+        """Feature size of the output: directions x real hidden size."""
+        return self.num_directions * self.real_hidden_size
+
+    @property
+    def all_weights(self) -> List[List[nn.Parameter]]:
+        """Parameters grouped per layer and direction, as ``torch.nn.RNNBase``."""
+        return [[getattr(self, name) for name in names] for names in self._all_weights]
+
+    def reset_parameters(self) -> None:
+        """torch.nn's initialisation: every parameter ~ U(-1/sqrt(H), 1/sqrt(H))."""
+        reset_uniform_(self.parameters(), self.hidden_size)
+
+    def flatten_parameters(self) -> None:
+        """No-op, for code written against ``torch.nn.LSTM``."""
+
+    def extra_repr(self) -> str:
+        s = f"{self.input_size}, {self.hidden_size}"
+        defaults = dict(num_layers=1, bias=True, batch_first=False, dropout=0.0,
+                        bidirectional=False, proj_size=0, peepholes=False, backend="auto")
+        for name, default in defaults.items():
+            if getattr(self, name) != default:
+                s += f", {name}={getattr(self, name)!r}"
+        return s
+
+    # -- input and state handling -------------------------------------------------
+
+    def _prepare_input(self, input) -> Tuple[Tensor, Optional[Tensor], bool]:
+        """-> (x (T, B, I), lengths (B,) or None, batched)."""
+        weight = self.weight_ih_l0
+        if isinstance(input, PackedSequence):
+            check_input("input", input.data, self.input_size, (2,), weight)
+            x, lengths = pad_packed_sequence(input)  # (T, B, I), original batch order
+            return x, lengths.to(x.device), True
+        check_input("input", input, self.input_size, (2, 3), weight)
+        batched = input.dim() == 3
+        x = input if batched else input.unsqueeze(1)
+        if batched and self.batch_first:
+            x = x.transpose(0, 1)
+        if x.size(0) == 0:
+            raise ValueError(f"input has an empty sequence: got {x.size(0)} time steps")
+        return x, None, batched
+
+    def _prepare_state(self, hx, batch: int, batched: bool, x: Tensor) -> Tuple[Tensor, ...]:
+        """-> one (L*D, B, ·) tensor per state element (h, and c for the LSTM)."""
+        layers = self.num_layers * self.num_directions
+        sizes = state_sizes(len(self.spec.state_names), self.hidden_size, self.proj_size)
+        if hx is None:
+            return tuple(x.new_zeros(layers, batch, size) for size in sizes)
+        shapes = [(layers, batch, size) if batched else (layers, size) for size in sizes]
+        state = check_hx(hx, shapes, self.weight_ih_l0)
+        return state if batched else tuple(h.unsqueeze(1) for h in state)
+
+    # -- the forward pass -----------------------------------------------------------
+
+    def _run_direction(self, x: Tensor, state: State, lengths: Optional[Tensor],
+                       layer: int, direction: int) -> Tuple[Tensor, State]:
+        """One layer in one direction: input GEMM here, time loop in the backend."""
+        suffix = f"_l{layer}" + ("_reverse" if direction == 1 else "")
+        bias_ih = getattr(self, "bias_ih" + suffix) if self.bias else None
+        xw = F.linear(x, getattr(self, "weight_ih" + suffix), bias_ih)  # (T, B, G*H)
+        weights = {name: getattr(self, name + suffix)
+                   for name in RECURRENT_NAMES if hasattr(self, name + suffix)}
+        if direction == 1:
+            xw = reverse_within_lengths(xw, lengths)
+        output, final = backends.get(self.backend).run(self.spec, xw, state, weights, lengths)
+        if direction == 1:
+            output = reverse_within_lengths(output, lengths)
+        return output, final  # (T, B, H_out)
+
+    def _forward(self, input, hx):
+        """-> (output, state tuple of (L*D, B, ·) or (L*D, ·) tensors)."""
+        x, lengths, batched = self._prepare_input(input)
+        state0 = self._prepare_state(hx, x.size(1), batched, x)
+        finals = []
+        for layer in range(self.num_layers):
+            outputs = []
+            for direction in range(self.num_directions):
+                index = layer * self.num_directions + direction
+                output, final = self._run_direction(
+                    x, tuple(s[index] for s in state0), lengths, layer, direction)
+                outputs.append(output)
+                finals.append(final)
+            x = torch.cat(outputs, dim=-1) if len(outputs) > 1 else outputs[0]  # (T, B, D*H_out)
+            if self.dropout > 0 and self.training and layer < self.num_layers - 1:
+                x = F.dropout(x, self.dropout, training=True)
+        state_n = tuple(torch.stack(parts) for parts in zip(*finals))  # (L*D, B, ·) each
+
+        if isinstance(input, PackedSequence):
+            order = input.sorted_indices
+            if order is not None:  # back to the packed (descending length) order
+                x, lengths = x.index_select(1, order), lengths[order.cpu()]
+            data = pack_padded_sequence(x, lengths.cpu()).data  # (sum of lengths, D*H_out)
+            output = PackedSequence(data, input.batch_sizes, order, input.unsorted_indices)
+        elif not batched:
+            output = x.squeeze(1)
+            state_n = tuple(s.squeeze(1) for s in state_n)
+        else:
+            output = x.transpose(0, 1) if self.batch_first else x
+        return output, state_n
+
+
+class RNN(RecurrentBase):
+    r"""Elman RNN layer, a drop-in for ``torch.nn.RNN``.
+
+    .. math:: h_t = \mathrm{act}(W_{ih} x_t + b_{ih} + W_{hh} h_{t-1} + b_{hh})
+
+    Args:
+        input_size, hidden_size, num_layers, nonlinearity (``"tanh"`` | ``"relu"``),
+        bias, batch_first, dropout, bidirectional: as ``torch.nn.RNN``.
+        backend: ``"auto"`` or a name from :func:`gatedrnn.backends.available`.
+
+    Shapes: input (T, B, I) ((B, T, I) with ``batch_first``), (T, I) unbatched, or a
+    ``PackedSequence``; ``hx`` (L*D, B, H). Returns ``output`` (T, B, D*H) and ``h_n``
+    (L*D, B, H).
+
+    Example::
+
+        >>> rnn = RNN(10, 20, num_layers=2)
+        >>> output, h_n = rnn(torch.randn(5, 3, 10))
+        >>> output.shape, h_n.shape
+        (torch.Size([5, 3, 20]), torch.Size([2, 3, 20]))
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
+                 nonlinearity: str = "tanh", bias: bool = True, batch_first: bool = False,
+                 dropout: float = 0.0, bidirectional: bool = False, device=None, dtype=None,
+                 *, backend: str = "auto") -> None:
+        if nonlinearity not in NONLINEARITIES:
+            raise ValueError(
+                f"nonlinearity must be one of {sorted(NONLINEARITIES)}, got {nonlinearity!r}")
+        self.nonlinearity = nonlinearity
+        super().__init__(RNNSpec(nonlinearity), input_size, hidden_size, num_layers, bias,
+                         batch_first, dropout, bidirectional, backend=backend,
+                         device=device, dtype=dtype)
+
+    def forward(self, input: Union[Tensor, PackedSequence], hx: Optional[Tensor] = None):
+        output, (h_n,) = self._forward(input, hx)
+        return output, h_n
+
+
+class LSTM(RecurrentBase):
+    r"""LSTM layer, a drop-in for ``torch.nn.LSTM`` with TensorFlow's extras.
+
+    Gate blocks i, f, g, o (PyTorch order); per step (see :func:`gatedrnn.cells.lstm_step`)
+
+    .. math::
+        i &= \sigma(W_{ii} x + b_{ii} + W_{hi} h + b_{hi} + p_i \odot c) \\
+        f &= \sigma(W_{if} x + b_{if} + W_{hf} h + b_{hf} + \text{forget\_bias} + p_f \odot c) \\
+        g &= \tanh(W_{ig} x + b_{ig} + W_{hg} h + b_{hg}) \\
+        c' &= \mathrm{clip}(f \odot c + i \odot g,\ \pm\text{cell\_clip}) \\
+        o &= \sigma(W_{io} x + b_{io} + W_{ho} h + b_{ho} + p_o \odot c') \\
+        h' &= \mathrm{clip}(W_{hr} (o \odot \tanh c'),\ \pm\text{proj\_clip})
+
+    Args:
+        input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
+        proj_size: as ``torch.nn.LSTM``.
+        forget_bias: constant added to the forget pre-activation at run time
+            (TensorFlow ``BasicLSTMCell``); not a parameter.
+        peepholes: add diagonal peephole weights ``weight_ci_l{k}``, ``weight_cf_l{k}``
+            (from c_{t-1}) and ``weight_co_l{k}`` (from c_t), each (H,), as TensorFlow
+            ``LSTMCell(use_peepholes=True)``.
+        cell_clip: clip c to [-cell_clip, cell_clip] (None: no clipping).
+        proj_clip: clip the projected h (needs ``proj_size > 0``).
+        backend: ``"auto"`` or a name from :func:`gatedrnn.backends.available`.
+
+    Shapes: input (T, B, I) / (B, T, I) / (T, I) / ``PackedSequence``; ``hx = (h_0, c_0)``
+    with h_0 (L*D, B, P or H), c_0 (L*D, B, H). Returns ``output, (h_n, c_n)``.
+
+    Example::
+
+        >>> lstm = LSTM(10, 20, batch_first=True, forget_bias=1.0)
+        >>> output, (h_n, c_n) = lstm(torch.randn(3, 5, 10))
+        >>> output.shape
+        torch.Size([3, 5, 20])
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
+                 bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
+                 bidirectional: bool = False, proj_size: int = 0, device=None, dtype=None,
+                 *, forget_bias: float = 0.0, peepholes: bool = False,
+                 cell_clip: Optional[float] = None, proj_clip: Optional[float] = None,
+                 backend: str = "auto") -> None:
+        if proj_clip is not None and not proj_size:
+            raise ValueError(f"proj_clip needs proj_size > 0, got proj_clip={proj_clip}, proj_size={proj_size}")
+        spec = LSTMSpec(
+            forget_bias=check_float("forget_bias", forget_bias),
+            cell_clip=check_optional_clip("cell_clip", cell_clip),
+            proj_clip=check_optional_clip("proj_clip", proj_clip),
+        )
+        super().__init__(spec, input_size, hidden_size, num_layers, bias, batch_first,
+                         dropout, bidirectional, proj_size, peepholes=peepholes,
+                         backend=backend, device=device, dtype=dtype)
+
+    @property
+    def forget_bias(self) -> float:
+        return self.spec.forget_bias
+
+    @property
+    def cell_clip(self) -> Optional[float]:
+        return self.spec.cell_clip
+
+    @property
+    def proj_clip(self) -> Optional[float]:
+        return self.spec.proj_clip
+
+    def extra_repr(self) -> str:
+        s = super().extra_repr()
+        for name in ("forget_bias", "cell_clip", "proj_clip"):
+            if getattr(self, name) not in (None, 0.0):
+                s += f", {name}={getattr(self, name)!r}"
+        return s
+
+    def forward(self, input, hx: Optional[Tuple[Tensor, Tensor]] = None):
+        output, (h_n, c_n) = self._forward(input, hx)
+        return output, (h_n, c_n)
+
+
+class GRU(RecurrentBase):
+    r"""GRU layer, a drop-in for ``torch.nn.GRU``; gate blocks r, z, n.
+
+    .. math::
+        r &= \sigma(W_{ir} x + b_{ir} + W_{hr} h + b_{hr}) \\
+        z &= \sigma(W_{iz} x + b_{iz} + W_{hz} h + b_{hz}) \\
+        n &= \tanh(W_{in} x + b_{in} + r \odot (W_{hn} h + b_{hn}))
+             \quad \text{reset\_after=True (PyTorch, cuDNN)} \\
+        n &= \tanh(W_{in} x + b_{in} + W_{hn} (r \odot h) + b_{hn})
+             \quad \text{reset\_after=False (TF1, Keras, ONNX default)} \\
+        h' &= (1 - z) \odot n + z \odot h
+
+    Args: as ``torch.nn.GRU``, plus ``reset_after`` and ``backend``.
+
+    Example::
+
+        >>> gru = GRU(10, 20, reset_after=False)
+        >>> output, h_n = gru(torch.randn(5, 3, 10))
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
+                 bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
+                 bidirectional: bool = False, device=None, dtype=None,
+                 *, reset_after: bool = True, backend: str = "auto") -> None:
+        super().__init__(GRUSpec(reset_after=bool(reset_after)), input_size, hidden_size,
+                         num_layers, bias, batch_first, dropout, bidirectional,
+                         backend=backend, device=device, dtype=dtype)
+
+    @property
+    def reset_after(self) -> bool:
+        return self.spec.reset_after
+
+    def forward(self, input, hx: Optional[Tensor] = None):
+        output, (h_n,) = self._forward(input, hx)
+        return output, h_n
+
+
+class JANET(RecurrentBase):
+    r"""JANET layer, the forget-gate-only LSTM (van der Westhuizen & Lasenby 2018).
+
+    Gate blocks f, g (``weight_ih_l{k}`` is (2H, I)):
+
+    .. math::
+        s_t &= W_{if} x_t + b_{if} + W_{hf} h_{t-1} + b_{hf} \\
+        \tilde c_t &= W_{ig} x_t + b_{ig} + W_{hg} h_{t-1} + b_{hg} \\
+        c_t &= \sigma(s_t) \odot c_{t-1} + (1 - \sigma(s_t - \beta)) \odot \tanh(\tilde c_t) \\
+        h_t &= c_t
+
+    The paper always initialises with chrono initialisation, t_max = the sequence length:
+    call :func:`gatedrnn.init.chrono_` after construction.
+
+    Args: as ``torch.nn.GRU``, plus ``beta`` (default 1.0) and ``backend``.
+    Returns ``output, h_n`` like the GRU (the cell state is the output).
+
+    Example::
+
+        >>> janet = JANET(1, 64, batch_first=True)
+        >>> output, h_n = janet(torch.randn(8, 100, 1))
+        >>> output.shape, h_n.shape
+        (torch.Size([8, 100, 64]), torch.Size([1, 8, 64]))
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
+                 bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
+                 bidirectional: bool = False, device=None, dtype=None,
+                 *, beta: float = 1.0, backend: str = "auto") -> None:
+        super().__init__(JANETSpec(beta=check_float("beta", beta)), input_size, hidden_size,
+                         num_layers, bias, batch_first, dropout, bidirectional,
+                         backend=backend, device=device, dtype=dtype)
+
+    @property
+    def beta(self) -> float:
+        return self.spec.beta
+
+    def forward(self, input, hx: Optional[Tensor] = None):
+        output, (h_n,) = self._forward(input, hx)
+        return output, h_n
