@@ -1,0 +1,47 @@
+"""The ``gatedrnn`` command (also ``python -m gatedrnn``)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import List, Optional
+
+from . import __version__, backends
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    print(f"JANET({2}, {args.hidden}) -> MeanPool -> Linear({args.hidden}, 1) on the adding "
+          f"problem, T = {args.seq_len}, {args.steps} steps")
+    losses = run_demo(steps=args.steps, seq_len=args.seq_len, hidden=args.hidden, seed=args.seed)
+    tail = losses[-25:]
+    print(f"final mse {sum(tail) / len(tail):.4f} (first step {losses[0]:.4f})")
+    return 0
+
+
+def _backends(args: argparse.Namespace) -> int:
+    for name in backends.available():
+        print(name)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gatedrnn", description="Gated recurrent networks for PyTorch.")
+    parser.add_argument("--version", action="version", version=f"gatedrnn {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    demo = commands.add_parser("demo", help="train JANET on the adding problem and print the loss")
+    demo.add_argument("--steps", type=int, default=400)
+    demo.add_argument("--seq-len", type=int, default=50)
+    demo.add_argument("--hidden", type=int, default=32)
+    demo.add_argument("--seed", type=int, default=0)
+    demo.set_defaults(handler=_demo)
+
+    listing = commands.add_parser("backends", help="list the backends available here, fastest first")
+    listing.set_defaults(handler=_backends)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.handler(args)

@@ -1,0 +1,140 @@
+"""Bad input raises a ValueError/TypeError that names the argument, the expected and
+the received value, never an error from deep inside torch."""
+
+import pytest
+import torch
+from torch.nn.utils.rnn import pack_padded_sequence
+
+import gatedrnn as gr
+
+LAYERS = [gr.RNN, gr.LSTM, gr.GRU, gr.JANET]
+CELLS = [gr.RNNCell, gr.LSTMCell, gr.GRUCell, gr.JANETCell]
+
+
+@pytest.mark.parametrize("cls", LAYERS + CELLS)
+def test_hidden_size_must_be_positive(cls):
+    with pytest.raises(ValueError, match=r"hidden_size must be >= 1, got 0"):
+        cls(3, 0)
+    with pytest.raises(TypeError, match=r"hidden_size must be an int, got float"):
+        cls(3, 2.5)
+    with pytest.raises(ValueError, match=r"input_size must be >= 1, got -1"):
+        cls(-1, 4)
+
+
+@pytest.mark.parametrize("cls", LAYERS)
+@pytest.mark.parametrize("dropout", [-0.1, 1.0, 1.5])
+def test_dropout_outside_unit_interval(cls, dropout):
+    with pytest.raises(ValueError, match=rf"dropout must be in \[0, 1\), got {dropout}"):
+        cls(3, 4, num_layers=2, dropout=dropout)
+
+
+def test_num_layers_must_be_positive():
+    with pytest.raises(ValueError, match="num_layers must be >= 1, got 0"):
+        gr.LSTM(3, 4, num_layers=0)
+
+
+@pytest.mark.parametrize("cls", [gr.RNN, gr.RNNCell])
+def test_unknown_nonlinearity(cls):
+    with pytest.raises(ValueError, match=r"nonlinearity must be one of \['relu', 'tanh'\], got 'sigmoid'"):
+        cls(3, 4, nonlinearity="sigmoid")
+
+
+@pytest.mark.parametrize("proj_size", [4, 5])
+def test_proj_size_must_be_smaller_than_hidden(proj_size):
+    with pytest.raises(ValueError, match=f"proj_size must be smaller than hidden_size: got proj_size={proj_size}, hidden_size=4"):
+        gr.LSTM(3, 4, proj_size=proj_size)
+    with pytest.raises(ValueError, match="proj_size"):
+        gr.LSTMCell(3, 4, proj_size=proj_size)
+
+
+def test_proj_clip_needs_projection_and_clips_positive():
+    with pytest.raises(ValueError, match="proj_clip needs proj_size > 0"):
+        gr.LSTM(3, 4, proj_clip=1.0)
+    with pytest.raises(ValueError, match="cell_clip must be None or a positive number, got -1"):
+        gr.LSTM(3, 4, cell_clip=-1)
+
+
+def test_unknown_backend_lists_available():
+    with pytest.raises(ValueError, match=r"backend 'cuda_magic' is not available; available backends: auto, reference"):
+        gr.JANET(3, 4, backend="cuda_magic")
+
+
+@pytest.mark.parametrize("cls", LAYERS)
+def test_wrong_feature_size(cls):
+    layer = cls(5, 4)
+    with pytest.raises(ValueError, match=r"expected input size 5, got 4"):
+        layer(torch.randn(7, 2, 4))
+    packed = pack_padded_sequence(torch.randn(7, 2, 4), torch.tensor([7, 3]))
+    with pytest.raises(ValueError, match=r"expected input size 5, got 4"):
+        layer(packed)
+
+
+@pytest.mark.parametrize("cls", CELLS)
+def test_cell_wrong_feature_size_and_dims(cls):
+    cell = cls(5, 4)
+    with pytest.raises(ValueError, match=r"expected input size 5, got 3"):
+        cell(torch.randn(2, 3))
+    with pytest.raises(ValueError, match=r"input must be 1-D or 2-D, got 3-D input of shape \(1, 2, 5\)"):
+        cell(torch.randn(1, 2, 5))
+
+
+@pytest.mark.parametrize("shape", [(5,), (1, 2, 3, 5)])
+def test_wrong_number_of_dimensions(shape):
+    with pytest.raises(ValueError, match=rf"input must be 2-D or 3-D, got {len(shape)}-D input of shape"):
+        gr.GRU(5, 4)(torch.randn(*shape))
+
+
+def test_non_floating_dtype():
+    with pytest.raises(TypeError, match=r"input must have a floating-point dtype, got torch.int64"):
+        gr.LSTM(5, 4)(torch.ones(3, 2, 5, dtype=torch.long))
+    with pytest.raises(TypeError, match=r"input must be a Tensor, got list"):
+        gr.LSTM(5, 4)([[1.0] * 5])
+
+
+def test_empty_sequence():
+    with pytest.raises(ValueError, match=r"input has an empty sequence: got 0 time steps"):
+        gr.JANET(5, 4)(torch.randn(0, 2, 5))
+    with pytest.raises(ValueError, match=r"empty sequence"):
+        gr.JANET(5, 4, batch_first=True)(torch.randn(2, 0, 5))
+
+
+def test_hx_wrong_shape_or_batch():
+    layer = gr.GRU(5, 4, num_layers=2)
+    x = torch.randn(3, 2, 5)
+    with pytest.raises(ValueError, match=r"hx has the wrong shape: expected \(2, 2, 4\), got \(1, 2, 4\)"):
+        layer(x, torch.zeros(1, 2, 4))
+    with pytest.raises(ValueError, match=r"hx has the wrong shape: expected \(2, 2, 4\), got \(2, 3, 4\)"):
+        layer(x, torch.zeros(2, 3, 4))
+    with pytest.raises(ValueError, match=r"hx has the wrong shape: expected \(2, 4\), got \(2, 2, 4\)"):
+        layer(torch.randn(3, 5), torch.zeros(2, 2, 4))  # unbatched input, batched hx
+
+
+def test_lstm_hx_must_be_a_pair():
+    lstm = gr.LSTM(5, 4, proj_size=2)
+    x = torch.randn(3, 2, 5)
+    with pytest.raises(TypeError, match=r"hx must be a tuple \(h, c\) of 2 tensors, got Tensor"):
+        lstm(x, torch.zeros(1, 2, 2))
+    with pytest.raises(ValueError, match=r"hx\[0\] has the wrong shape: expected \(1, 2, 2\), got \(1, 2, 4\)"):
+        lstm(x, (torch.zeros(1, 2, 4), torch.zeros(1, 2, 4)))
+    with pytest.raises(ValueError, match=r"hx\[1\] has the wrong shape: expected \(1, 2, 4\), got \(1, 2, 2\)"):
+        lstm(x, (torch.zeros(1, 2, 2), torch.zeros(1, 2, 2)))
+
+
+def test_cell_hx_wrong_shape():
+    with pytest.raises(ValueError, match=r"hx has the wrong shape: expected \(2, 4\), got \(3, 4\)"):
+        gr.JANETCell(5, 4)(torch.randn(2, 5), torch.zeros(3, 4))
+    with pytest.raises(TypeError, match=r"hx must be a tuple \(h, c\)"):
+        gr.LSTMCell(5, 4)(torch.randn(2, 5), torch.zeros(2, 4))
+
+
+def test_dtype_mismatch_between_input_and_parameters():
+    with pytest.raises(TypeError, match=r"input has dtype torch.float64 but the parameters have dtype torch.float32"):
+        gr.LSTM(5, 4)(torch.randn(3, 2, 5, dtype=torch.float64))
+    with pytest.raises(TypeError, match=r"hx has dtype torch.float64 but the parameters have dtype torch.float32"):
+        gr.GRU(5, 4)(torch.randn(3, 2, 5), torch.zeros(1, 2, 4, dtype=torch.float64))
+
+
+def test_device_mismatch_between_input_and_parameters():
+    layer = gr.JANET(5, 4, device="meta")
+    with pytest.raises(ValueError, match=r"input is on device cpu but the parameters are on meta"):
+        layer(torch.randn(3, 2, 5))
