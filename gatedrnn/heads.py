@@ -1,5 +1,165 @@
-"""Placeholder, replaced by the heads implementation."""
-from torch import nn
-class LastStep(nn.Module): pass
-class MeanPool(nn.Module): pass
-class MaxPool(nn.Module): pass
+r"""Heads: reduce a recurrent layer's output sequence to one vector per sequence.
+
+These are the two classic answers to "what goes on top of an LSTM": a ``Dense(1)`` on
+the last step (:class:`LastStep`), or mean pooling over time (:class:`MeanPool`);
+:class:`MaxPool` is the third common one.
+
+Each head takes what a recurrent layer returns, ``(output, state)``, or the output
+alone, so it can follow the layer in an ``nn.Sequential``. The output may be
+
+* a tensor (T, B, F), or (B, T, F) with ``batch_first=True`` (set it as on the layer),
+  giving (B, F);
+* an unbatched tensor (T, F), giving (F,);
+* a ``PackedSequence``, giving (B, F) in the original batch order, computed over each
+  sequence's valid steps only (padding is never looked at).
+
+Example::
+
+    >>> import torch, torch.nn as nn, gatedrnn as gr
+    >>> model = nn.Sequential(gr.JANET(1, 64, batch_first=True),
+    ...                       gr.MeanPool(batch_first=True), nn.Linear(64, 1))
+    >>> model(torch.randn(8, 100, 1)).shape
+    torch.Size([8, 1])
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Tuple
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
+
+__all__ = ["LastStep", "MeanPool", "MaxPool"]
+
+
+class SequenceHead(nn.Module):
+    """Base of the heads: unpacks the input, then :meth:`reduce` pools over time.
+
+    ``forward`` accepts ``(output, state)`` or ``output`` (a tensor or a
+    ``PackedSequence``), brings the output to (T, B, F) with the lengths of its
+    sequences (None when all have T steps), and returns ``reduce(x, lengths)``,
+    (B, F), or (F,) for unbatched input.
+    """
+
+    def __init__(self, batch_first: bool = False) -> None:
+        super().__init__()
+        self.batch_first = bool(batch_first)
+
+    def extra_repr(self) -> str:
+        return "batch_first=True" if self.batch_first else ""
+
+    def reduce(self, x: Tensor, lengths: Optional[Tensor]) -> Tensor:
+        """x (T, B, F), lengths (B,) on x's device or None -> (B, F)."""
+        raise NotImplementedError
+
+    @staticmethod
+    def valid_mask(x: Tensor, lengths: Tensor) -> Tensor:
+        """(T, B, 1) bool: True at the valid steps of each sequence."""
+        steps = torch.arange(x.size(0), device=x.device).unsqueeze(1)  # (T, 1)
+        return (steps < lengths).unsqueeze(-1)
+
+    def _unpack(self, input) -> Tuple[Tensor, Optional[Tensor], bool]:
+        """-> (x (T, B, F), lengths (B,) or None, batched)."""
+        name = type(self).__name__
+        if isinstance(input, tuple) and not isinstance(input, PackedSequence):
+            if len(input) == 0:
+                raise TypeError(f"{name} expected (output, state) or output, got an empty tuple")
+            input = input[0]  # (output, state): the output
+        if isinstance(input, PackedSequence):
+            x, lengths = pad_packed_sequence(input)  # (T, B, F), original batch order
+            return x, lengths.to(x.device), True
+        if not isinstance(input, Tensor):
+            raise TypeError(
+                f"{name} expects a recurrent layer's output: a Tensor, a PackedSequence, "
+                f"or an (output, state) tuple; got {type(input).__name__}"
+            )
+        if not input.is_floating_point():
+            raise TypeError(f"{name} expects a floating-point output, got dtype {input.dtype}")
+        if input.dim() not in (2, 3):
+            raise ValueError(
+                f"{name} expects a 3-D output ({'B, T' if self.batch_first else 'T, B'}, F) "
+                f"or an unbatched 2-D output (T, F), got shape {tuple(input.shape)}"
+            )
+        batched = input.dim() == 3
+        x = input if batched else input.unsqueeze(1)
+        if batched and self.batch_first:
+            x = x.transpose(0, 1)
+        if x.size(0) == 0:
+            raise ValueError(f"{name} got an output with no time steps: shape {tuple(input.shape)}")
+        return x, None, batched
+
+    def forward(self, input) -> Tensor:
+        x, lengths, batched = self._unpack(input)
+        out = self.reduce(x, lengths)  # (B, F)
+        return out if batched else out.squeeze(0)
+
+
+class LastStep(SequenceHead):
+    """The output at the last valid step of each sequence.
+
+    ``output[T-1]`` for tensors (every sequence has T steps); for a ``PackedSequence``
+    the output at step ``length - 1`` of each sequence. Put ``nn.Linear(F, 1)`` after it
+    for the classic "Dense(1) on the last step".
+
+    For a bidirectional layer, the backward half of the last step has seen only the
+    last input; the final states ``h_n`` may then be what you want instead.
+
+    Shapes: (T, B, F) / (B, T, F) with ``batch_first`` / ``PackedSequence`` -> (B, F);
+    (T, F) -> (F,). Accepts ``(output, state)`` as returned by the layers.
+
+    Example::
+
+        >>> import torch, torch.nn as nn, gatedrnn as gr
+        >>> model = nn.Sequential(gr.LSTM(3, 16, batch_first=True),
+        ...                       gr.LastStep(batch_first=True), nn.Linear(16, 1))
+        >>> model(torch.randn(4, 10, 3)).shape
+        torch.Size([4, 1])
+    """
+
+    def reduce(self, x: Tensor, lengths: Optional[Tensor]) -> Tensor:
+        if lengths is None:
+            return x[-1]
+        return x[lengths - 1, torch.arange(x.size(1), device=x.device)]
+
+
+class MeanPool(SequenceHead):
+    """The mean of the outputs over the valid steps of each sequence.
+
+    Shapes: (T, B, F) / (B, T, F) with ``batch_first`` / ``PackedSequence`` -> (B, F);
+    (T, F) -> (F,). Accepts ``(output, state)`` as returned by the layers.
+
+    Example::
+
+        >>> import torch, torch.nn as nn, gatedrnn as gr
+        >>> model = nn.Sequential(gr.JANET(1, 64, batch_first=True),
+        ...                       gr.MeanPool(batch_first=True), nn.Linear(64, 1))
+        >>> model(torch.randn(8, 100, 1)).shape
+        torch.Size([8, 1])
+    """
+
+    def reduce(self, x: Tensor, lengths: Optional[Tensor]) -> Tensor:
+        if lengths is None:
+            return x.mean(dim=0)
+        total = x.masked_fill(~self.valid_mask(x, lengths), 0.0).sum(dim=0)  # (B, F)
+        return total / lengths.unsqueeze(-1).to(x.dtype)
+
+
+class MaxPool(SequenceHead):
+    """The feature-wise maximum of the outputs over the valid steps of each sequence.
+
+    Shapes: (T, B, F) / (B, T, F) with ``batch_first`` / ``PackedSequence`` -> (B, F);
+    (T, F) -> (F,). Accepts ``(output, state)`` as returned by the layers.
+
+    Example::
+
+        >>> import torch, torch.nn as nn, gatedrnn as gr
+        >>> model = nn.Sequential(gr.GRU(3, 16), gr.MaxPool(), nn.Linear(16, 1))
+        >>> model(torch.randn(10, 4, 3)).shape
+        torch.Size([4, 1])
+    """
+
+    def reduce(self, x: Tensor, lengths: Optional[Tensor]) -> Tensor:
+        if lengths is None:
+            return x.amax(dim=0)
+        return x.masked_fill(~self.valid_mask(x, lengths), float("-inf")).amax(dim=0)
