@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from .cells import NONLINEARITIES, CellSpec, GRUSpec, JANETSpec, LSTMSpec, RNNSpec, State
 from .parameters import RECURRENT_NAMES, parameter_shapes, register, reset_uniform_, state_sizes
-from .validation import check_float, check_hx, check_input, check_int, check_optional_clip
+from .validation import check_float, check_hx, check_input, check_optional_clip, check_sizes
 
 
 class CellBase(nn.Module):
@@ -26,15 +26,8 @@ class CellBase(nn.Module):
                  proj_size: int = 0, peepholes: bool = False, device=None, dtype=None) -> None:
         super().__init__()
         self.spec = spec
-        self.input_size = check_int("input_size", input_size, 1)
-        self.hidden_size = check_int("hidden_size", hidden_size, 1)
+        self.input_size, self.hidden_size, self.proj_size = check_sizes(input_size, hidden_size, proj_size)
         self.bias = bool(bias)
-        self.proj_size = check_int("proj_size", proj_size, 0)
-        if self.proj_size >= self.hidden_size:
-            raise ValueError(
-                f"proj_size must be smaller than hidden_size: got proj_size={proj_size}, "
-                f"hidden_size={hidden_size}"
-            )
         self.peepholes = bool(peepholes)
         shapes = parameter_shapes(spec.num_gates, self.input_size, self.hidden_size,
                                   bias=self.bias, proj_size=self.proj_size,

@@ -28,7 +28,9 @@ from typing import Optional, Tuple
 
 import torch
 from torch import Tensor, nn
-from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
+from torch.nn.utils.rnn import PackedSequence
+
+from .sequences import to_time_major, valid_mask
 
 __all__ = ["LastStep", "MeanPool", "MaxPool"]
 
@@ -53,12 +55,6 @@ class SequenceHead(nn.Module):
         """x (T, B, F), lengths (B,) on x's device or None -> (B, F)."""
         raise NotImplementedError
 
-    @staticmethod
-    def valid_mask(x: Tensor, lengths: Tensor) -> Tensor:
-        """(T, B, 1) bool: True at the valid steps of each sequence."""
-        steps = torch.arange(x.size(0), device=x.device).unsqueeze(1)  # (T, 1)
-        return (steps < lengths).unsqueeze(-1)
-
     def _unpack(self, input) -> Tuple[Tensor, Optional[Tensor], bool]:
         """-> (x (T, B, F), lengths (B,) or None, batched)."""
         name = type(self).__name__
@@ -67,8 +63,7 @@ class SequenceHead(nn.Module):
                 raise TypeError(f"{name} expected (output, state) or output, got an empty tuple")
             input = input[0]  # (output, state): the output
         if isinstance(input, PackedSequence):
-            x, lengths = pad_packed_sequence(input)  # (T, B, F), original batch order
-            return x, lengths.to(x.device), True
+            return to_time_major(input, self.batch_first, name)
         if not isinstance(input, Tensor):
             raise TypeError(
                 f"{name} expects a recurrent layer's output: a Tensor, a PackedSequence, "
@@ -81,13 +76,7 @@ class SequenceHead(nn.Module):
                 f"{name} expects a 3-D output ({'B, T' if self.batch_first else 'T, B'}, F) "
                 f"or an unbatched 2-D output (T, F), got shape {tuple(input.shape)}"
             )
-        batched = input.dim() == 3
-        x = input if batched else input.unsqueeze(1)
-        if batched and self.batch_first:
-            x = x.transpose(0, 1)
-        if x.size(0) == 0:
-            raise ValueError(f"{name} got an output with no time steps: shape {tuple(input.shape)}")
-        return x, None, batched
+        return to_time_major(input, self.batch_first, name)
 
     def forward(self, input) -> Tensor:
         x, lengths, batched = self._unpack(input)
@@ -141,7 +130,7 @@ class MeanPool(SequenceHead):
     def reduce(self, x: Tensor, lengths: Optional[Tensor]) -> Tensor:
         if lengths is None:
             return x.mean(dim=0)
-        total = x.masked_fill(~self.valid_mask(x, lengths), 0.0).sum(dim=0)  # (B, F)
+        total = x.masked_fill(~valid_mask(x.size(0), lengths).unsqueeze(-1), 0.0).sum(dim=0)  # (B, F)
         return total / lengths.unsqueeze(-1).to(x.dtype)
 
 
@@ -162,4 +151,4 @@ class MaxPool(SequenceHead):
     def reduce(self, x: Tensor, lengths: Optional[Tensor]) -> Tensor:
         if lengths is None:
             return x.amax(dim=0)
-        return x.masked_fill(~self.valid_mask(x, lengths), float("-inf")).amax(dim=0)
+        return x.masked_fill(~valid_mask(x.size(0), lengths).unsqueeze(-1), float("-inf")).amax(dim=0)

@@ -17,10 +17,11 @@ from typing import List, Optional, Tuple, Union
 import torch
 from torch import Tensor, nn
 import torch.nn.functional as F
-from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
 
 from . import backends
 from .cells import NONLINEARITIES, CellSpec, GRUSpec, JANETSpec, LSTMSpec, RNNSpec, State
+from .sequences import reverse_within_lengths, to_time_major
 from .parameters import RECURRENT_NAMES, parameter_shapes, register, reset_uniform_, state_sizes
 from .validation import (
     check_dropout,
@@ -28,23 +29,9 @@ from .validation import (
     check_hx,
     check_input,
     check_int,
+    check_sizes,
     check_optional_clip,
 )
-
-
-def reverse_within_lengths(x: Tensor, lengths: Optional[Tensor]) -> Tensor:
-    """Reverse (T, B, ...) in time, each sequence within its own length.
-
-    Padding past a sequence's length stays where it is, so the operation is its own
-    inverse: it maps the backward direction onto a forward-in-time recurrence.
-    """
-    if lengths is None:
-        return x.flip(0)
-    steps = torch.arange(x.size(0), device=x.device).unsqueeze(1)  # (T, 1)
-    lengths = lengths.to(x.device)
-    index = torch.where(steps < lengths, lengths - 1 - steps, steps)  # (T, B)
-    index = index.view(*index.shape, *([1] * (x.dim() - 2))).expand_as(x)
-    return x.gather(0, index)
 
 
 class RecurrentBase(nn.Module):
@@ -71,19 +58,12 @@ class RecurrentBase(nn.Module):
     ) -> None:
         super().__init__()
         self.spec = spec
-        self.input_size = check_int("input_size", input_size, 1)
-        self.hidden_size = check_int("hidden_size", hidden_size, 1)
+        self.input_size, self.hidden_size, self.proj_size = check_sizes(input_size, hidden_size, proj_size)
         self.num_layers = check_int("num_layers", num_layers, 1)
         self.bias = bool(bias)
         self.batch_first = bool(batch_first)
         self.dropout = check_dropout(dropout)
         self.bidirectional = bool(bidirectional)
-        self.proj_size = check_int("proj_size", proj_size, 0)
-        if self.proj_size >= self.hidden_size:
-            raise ValueError(
-                f"proj_size must be smaller than hidden_size: got proj_size={proj_size}, "
-                f"hidden_size={hidden_size}"
-            )
         self.peepholes = bool(peepholes)
         backends.get(backend)  # fail now, not at the first forward
         self.backend = backend
@@ -142,19 +122,11 @@ class RecurrentBase(nn.Module):
 
     def _prepare_input(self, input) -> Tuple[Tensor, Optional[Tensor], bool]:
         """-> (x (T, B, I), lengths (B,) or None, batched)."""
-        weight = self.weight_ih_l0
         if isinstance(input, PackedSequence):
-            check_input("input", input.data, self.input_size, (2,), weight)
-            x, lengths = pad_packed_sequence(input)  # (T, B, I), original batch order
-            return x, lengths.to(x.device), True
-        check_input("input", input, self.input_size, (2, 3), weight)
-        batched = input.dim() == 3
-        x = input if batched else input.unsqueeze(1)
-        if batched and self.batch_first:
-            x = x.transpose(0, 1)
-        if x.size(0) == 0:
-            raise ValueError(f"input has an empty sequence: got {x.size(0)} time steps")
-        return x, None, batched
+            check_input("input", input.data, self.input_size, (2,), self.weight_ih_l0)
+        else:
+            check_input("input", input, self.input_size, (2, 3), self.weight_ih_l0)
+        return to_time_major(input, self.batch_first)
 
     def _prepare_state(self, hx, batch: int, batched: bool, x: Tensor) -> Tuple[Tensor, ...]:
         """-> one (L*D, B, ·) tensor per state element (h, and c for the LSTM)."""

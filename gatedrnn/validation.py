@@ -10,7 +10,6 @@ from __future__ import annotations
 from numbers import Real
 from typing import Optional, Sequence, Tuple
 
-import torch
 from torch import Tensor
 
 
@@ -21,6 +20,18 @@ def check_int(name: str, value, minimum: int) -> int:
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
     return value
+
+
+def check_sizes(input_size, hidden_size, proj_size) -> Tuple[int, int, int]:
+    """The sizes of a recurrent layer or cell: ``0 <= proj_size < hidden_size``."""
+    sizes = (check_int("input_size", input_size, 1), check_int("hidden_size", hidden_size, 1),
+             check_int("proj_size", proj_size, 0))
+    if proj_size >= hidden_size:
+        raise ValueError(
+            f"proj_size must be smaller than hidden_size: got proj_size={proj_size}, "
+            f"hidden_size={hidden_size}"
+        )
+    return sizes
 
 
 def check_dropout(dropout) -> float:

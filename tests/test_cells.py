@@ -8,7 +8,7 @@ from torch import nn
 
 import gatedrnn as gr
 from gatedrnn.backends import reference
-from gatedrnn.layers import reverse_within_lengths
+from gatedrnn.sequences import reverse_within_lengths
 
 
 def zero_parameters(module):

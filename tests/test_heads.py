@@ -140,7 +140,7 @@ def test_errors(head):
         head()(torch.ones(2, 3, 4, 5))
     with pytest.raises(ValueError, match="3-D"):
         head()(torch.ones(5))
-    with pytest.raises(ValueError, match="no time steps"):
+    with pytest.raises(ValueError, match="empty sequence: got 0 time steps"):
         head()(torch.ones(0, 2, 3))
 
 

@@ -1,0 +1,3 @@
+"""Compatibility layers for code ported from other frameworks."""
+
+from . import tf
