@@ -65,8 +65,7 @@ class RecurrentBase(nn.Module):
         self.dropout = check_dropout(dropout)
         self.bidirectional = bool(bidirectional)
         self.peepholes = bool(peepholes)
-        backends.get(backend)  # fail now, not at the first forward
-        self.backend = backend
+        self.backend = backends.check_name(backend)
 
         factory_kwargs = {"device": device, "dtype": dtype}
         num_directions = 2 if self.bidirectional else 1
@@ -150,7 +149,7 @@ class RecurrentBase(nn.Module):
                    for name in RECURRENT_NAMES if hasattr(self, name + suffix)}
         if direction == 1:
             xw = reverse_within_lengths(xw, lengths)
-        output, final = backends.get(self.backend).run(self.spec, xw, state, weights, lengths)
+        output, final = backends.select(self.backend, self.spec, xw).run(self.spec, xw, state, weights, lengths)
         if direction == 1:
             output = reverse_within_lengths(output, lengths)
         return output, final  # (T, B, H_out)

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 import gatedrnn as gr
-from gatedrnn.backends import reference
+from gatedrnn.backends import fused, reference
 from gatedrnn.sequences import reverse_within_lengths
 
 
@@ -118,8 +118,9 @@ def test_reference_backend_freezes_state_and_zeros_output_past_length():
 
 
 def test_backends_registry():
-    assert gr.backends.available() == ["reference"]
-    assert gr.backends.get("auto") is reference
+    native = ["native"] if gr.backends.native.is_available() else []  # built here or not
+    assert gr.backends.available() == native + ["fused", "reference"]
+    assert gr.backends.get("auto") is (gr.backends.native if native else fused)
     assert gr.backends.get("reference") is reference
     with pytest.raises(TypeError, match="backend must be a string, got int"):
         gr.backends.get(3)

@@ -15,6 +15,14 @@ from torch import Tensor
 from ..cells import CellSpec, State
 
 
+def is_available() -> bool:
+    return True
+
+
+def supports(spec: CellSpec, xw: Tensor) -> bool:
+    return True
+
+
 def run(
     spec: CellSpec,
     xw: Tensor,
