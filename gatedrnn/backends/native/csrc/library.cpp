@@ -1,0 +1,24 @@
+// The gatedrnn operator library: every cell defines two ops with one schema,
+//   <cell>_forward(xw, state, weights, slots, lengths, options, save) -> (output, final_state, saved)
+//   <cell>_backward(grad_output, grad_final_state, state, weights, slots, lengths, options,
+//                   output, saved) -> (grad_xw, grad_state, grad_weights)
+// weights are the layer's recurrent parameters that exist, slots their places in
+// [weight_hh, bias_hh, weight_hr, weight_ci, weight_cf, weight_co]; grad_weights
+// follow the order of weights. options are the cell's constants (see
+// gatedrnn/backends/native/__init__.py). save=false (no gradient needed) saves nothing.
+#include "common.h"
+
+TORCH_LIBRARY(gatedrnn, m) {
+  for (const char* cell : {"rnn", "lstm", "gru", "janet"}) {
+    const std::string forward = std::string(cell) +
+        "_forward(Tensor xw, Tensor[] state, Tensor[] weights, int[] slots, Tensor? lengths,"
+        " float[] options, bool save) "
+        " -> (Tensor, Tensor[], Tensor[])";
+    const std::string backward = std::string(cell) +
+        "_backward(Tensor grad_output, Tensor[] grad_state, Tensor[] state,"
+        " Tensor[] weights, int[] slots, Tensor? lengths, float[] options, Tensor output,"
+        " Tensor[] saved) -> (Tensor, Tensor[], Tensor[])";
+    m.def(forward.c_str());
+    m.def(backward.c_str());
+  }
+}
