@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import List, Optional
 
-from . import __version__, backends
+from . import __version__, backends, bench
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -25,6 +25,10 @@ def _backends(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench(args: argparse.Namespace) -> int:
+    return bench.run(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gatedrnn", description="Gated recurrent networks for PyTorch.")
     parser.add_argument("--version", action="version", version=f"gatedrnn {__version__}")
@@ -39,6 +43,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     listing = commands.add_parser("backends", help="list the backends available here, fastest first")
     listing.set_defaults(handler=_backends)
+
+    timing = commands.add_parser(
+        "bench", help="time the layers against torch.nn (Markdown table on stdout, JSON file)",
+        description="Time gatedrnn layers against their torch.nn baselines; see gatedrnn/bench.py.")
+    bench.add_arguments(timing)
+    timing.set_defaults(handler=_bench)
     return parser
 
 
