@@ -305,12 +305,6 @@ class Record:
     torch_times_ms: List[float] = field(default_factory=list)
 
 
-def resolve_backend(name: str) -> str:
-    """The backend that ``name`` runs ("auto": the first available)."""
-    backends.get(name)  # ValueError naming the available ones
-    return backends.available()[0] if name == "auto" else name
-
-
 def bench_group(point: GridPoint, cell_name: str, mode: str, backend_names: Sequence[str],
                 repeats: int, warmup: int, memory: bool = True) -> List[Record]:
     """Time every backend of one cell against its torch baseline, interleaved, at one
@@ -320,8 +314,8 @@ def bench_group(point: GridPoint, cell_name: str, mode: str, backend_names: Sequ
     x = torch.randn(point.T, point.B, point.I)
     if mode == TRAIN:
         x.requires_grad_(True)
-    contenders = [layer_contender(f"gatedrnn:{b}", cell.layer(point.I, point.H, backend=b), x, mode)
-                  for b in backend_names]
+    layers = {b: cell.layer(point.I, point.H, backend=b) for b in backend_names}
+    contenders = [layer_contender(f"gatedrnn:{b}", layers[b], x, mode) for b in backend_names]
     contenders.append(layer_contender("torch", cell.baseline(point.I, point.H), x, mode))
 
     times = time_interleaved(contenders, repeats, warmup)
@@ -338,7 +332,7 @@ def bench_group(point: GridPoint, cell_name: str, mode: str, backend_names: Sequ
         gat_s = median(times[ours])
         records.append(Record(
             grid=point.grid, point=point.name, T=point.T, B=point.B, I=point.I, H=point.H,
-            cell=cell_name, backend=b, backend_resolved=resolve_backend(b),
+            cell=cell_name, backend=b, backend_resolved=backends.resolve(b, layers[b], x),
             baseline=f"torch.nn.{cell.baseline.__name__}", mode=mode,
             gatedrnn_ms=gat_s * 1e3, torch_ms=torch_s * 1e3, ratio=gat_s / torch_s,
             gatedrnn_us_per_step=gat_s * 1e6 / point.T, torch_us_per_step=torch_s * 1e6 / point.T,

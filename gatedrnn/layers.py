@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
 
 from . import backends
+from .backends import torch_kernel
 from .cells import NONLINEARITIES, CellSpec, GRUSpec, JANETSpec, LSTMSpec, RNNSpec, State
 from .sequences import reverse_within_lengths, to_time_major
 from .parameters import RECURRENT_NAMES, parameter_shapes, register, reset_uniform_, state_sizes
@@ -154,10 +155,8 @@ class RecurrentBase(nn.Module):
             output = reverse_within_lengths(output, lengths)
         return output, final  # (T, B, H_out)
 
-    def _forward(self, input, hx):
-        """-> (output, state tuple of (L*D, B, ·) or (L*D, ·) tensors)."""
-        x, lengths, batched = self._prepare_input(input)
-        state0 = self._prepare_state(hx, x.size(1), batched, x)
+    def _run_stack(self, x: Tensor, state0: State, lengths: Optional[Tensor]) -> Tuple[Tensor, State]:
+        """Every layer and direction through a time-loop backend, dropout between layers."""
         finals = []
         for layer in range(self.num_layers):
             outputs = []
@@ -170,7 +169,16 @@ class RecurrentBase(nn.Module):
             x = torch.cat(outputs, dim=-1) if len(outputs) > 1 else outputs[0]  # (T, B, D*H_out)
             if self.dropout > 0 and self.training and layer < self.num_layers - 1:
                 x = F.dropout(x, self.dropout, training=True)
-        state_n = tuple(torch.stack(parts) for parts in zip(*finals))  # (L*D, B, ·) each
+        return x, tuple(torch.stack(parts) for parts in zip(*finals))  # (L*D, B, ·) each
+
+    def _forward(self, input, hx):
+        """-> (output, state tuple of (L*D, B, ·) or (L*D, ·) tensors)."""
+        x, lengths, batched = self._prepare_input(input)
+        state0 = self._prepare_state(hx, x.size(1), batched, x)
+        if backends.uses_torch_kernel(self.backend, self, lengths):
+            x, state_n = torch_kernel.run_layer(self, x, state0)
+        else:
+            x, state_n = self._run_stack(x, state0, lengths)
 
         if isinstance(input, PackedSequence):
             order = input.sorted_indices

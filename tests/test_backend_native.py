@@ -11,14 +11,13 @@ import gatedrnn as gr
 from gatedrnn import backends
 from gatedrnn.backends import native
 
-pytestmark = pytest.mark.usefixtures("native_backend")
-
-
+@pytest.mark.usefixtures("native_backend")
 def test_ops_are_registered_torch_ops():
     for cell in ("rnn", "janet"):
         assert isinstance(getattr(torch.ops.gatedrnn, f"{cell}_forward"), torch._ops.OpOverloadPacket)
 
 
+@pytest.mark.usefixtures("native_backend")
 @pytest.mark.parametrize("compile_backend", ["aot_eager", pytest.param("inductor", marks=pytest.mark.slow)])
 def test_model_using_native_ops_runs_under_torch_compile(compile_backend):
     torch.manual_seed(0)
@@ -37,6 +36,7 @@ def test_model_using_native_ops_runs_under_torch_compile(compile_backend):
         torch.testing.assert_close(p.grad, g)
 
 
+@pytest.mark.usefixtures("native_backend")
 def test_inference_path_saves_nothing_and_matches_training_path():
     torch.manual_seed(0)
     layer = gr.JANET(3, 5, backend="native")
@@ -76,7 +76,7 @@ def test_failed_build_falls_back_with_one_warning(failed_build):
 
 def test_naming_an_unavailable_native_backend_is_an_error(failed_build):
     layer = gr.JANET(3, 5, backend="native")
-    with pytest.raises(ValueError, match=r"backend 'native' is not available here \(RuntimeError: .*\); available backends: auto, fused, reference"):
+    with pytest.raises(ValueError, match=r"backend 'native' is not available here \(RuntimeError: .*\); available backends: auto, torch, fused, reference"):
         layer(torch.randn(4, 2, 3))
 
 

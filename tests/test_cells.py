@@ -119,7 +119,7 @@ def test_reference_backend_freezes_state_and_zeros_output_past_length():
 
 def test_backends_registry():
     native = ["native"] if gr.backends.native.is_available() else []  # built here or not
-    assert gr.backends.available() == native + ["fused", "reference"]
+    assert gr.backends.available() == ["torch"] + native + ["fused", "reference"]
     assert gr.backends.get("auto") is (gr.backends.native if native else fused)
     assert gr.backends.get("reference") is reference
     with pytest.raises(TypeError, match="backend must be a string, got int"):

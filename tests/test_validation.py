@@ -55,7 +55,7 @@ def test_proj_clip_needs_projection_and_clips_positive():
 
 
 def test_unknown_backend_lists_available():
-    with pytest.raises(ValueError, match=r"backend 'cuda_magic' is unknown; available backends: auto, (native, )?fused, reference$"):
+    with pytest.raises(ValueError, match=r"backend 'cuda_magic' is unknown; available backends: auto, torch, (native, )?fused, reference$"):
         gr.JANET(3, 4, backend="cuda_magic")
 
 

@@ -1,7 +1,7 @@
-"""The fused backend against the reference backend (the oracle): outputs, final states
-and the gradients of the input, the initial state and every parameter, through the
-layers and on the backend function directly; gradcheck of its hand-written backward;
-a property-based test over random small shapes."""
+"""Every fast backend (fused, native) against the reference backend (the oracle):
+outputs, final states and the gradients of the input, the initial state and every
+parameter, through the layers and on the backend function directly; gradcheck of the
+hand-written backwards; a property-based test over random small shapes."""
 
 import pytest
 import torch
@@ -9,6 +9,7 @@ from hypothesis import given, settings, strategies as st
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
 
 import gatedrnn as gr
+from gatedrnn import backends
 from gatedrnn.backends import fused, reference
 from gatedrnn.cells import GRUSpec, JANETSpec, LSTMSpec, RNNSpec
 
@@ -40,6 +41,15 @@ SCENARIOS = [
 TOLERANCE = {torch.float64: 1e-9, torch.float32: 1e-4}
 
 
+
+@pytest.fixture(scope="module", params=["fused", "native"])
+def backend(request):
+    """The backends under test; native only where its kernels build (see conftest.py)."""
+    if request.param == "native":
+        request.getfixturevalue("native_backend")
+    return request.param
+
+
 def assert_close_rel(ours, theirs, tol, what):
     """Largest error relative to the reference tensor's largest magnitude."""
     assert ours.shape == theirs.shape and ours.dtype == theirs.dtype, what
@@ -48,10 +58,10 @@ def assert_close_rel(ours, theirs, tol, what):
     assert error <= tol, f"{what}: relative error {error:.3g} > {tol:g}"
 
 
-def layer_pair(make, dtype, **kwargs):
+def layer_pair(make, dtype, backend, **kwargs):
     torch.manual_seed(0)
     ref = make(backend="reference", **kwargs).to(dtype)
-    ours = make(backend="fused", **kwargs).to(dtype)
+    ours = make(backend=backend, **kwargs).to(dtype)
     ours.load_state_dict(ref.state_dict())
     return ours, ref
 
@@ -86,9 +96,9 @@ def forward_backward(layer, x, hx, lengths):
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=[s[0] for s in SCENARIOS])
 @pytest.mark.parametrize("make", [m for _, m in LAYERS], ids=[n for n, _ in LAYERS])
-def test_fused_layer_matches_reference(make, scenario, dtype):
+def test_layer_matches_reference(backend, make, scenario, dtype):
     _, T, B, kwargs, with_hx, lengths = scenario
-    ours, ref = layer_pair(make, dtype, **kwargs)
+    ours, ref = layer_pair(make, dtype, backend, **kwargs)
     torch.manual_seed(1)
     x = torch.randn(T, B, I, dtype=dtype, requires_grad=True)
     hx = initial_state(ref, B, dtype) if with_hx else ()
@@ -106,9 +116,9 @@ def test_fused_layer_matches_reference(make, scenario, dtype):
 
 
 @pytest.mark.parametrize("make", [m for _, m in LAYERS], ids=[n for n, _ in LAYERS])
-def test_fused_layer_inference_matches_reference(make):
-    """Without autograd the fused backend reuses one step's buffers; same results."""
-    ours, ref = layer_pair(make, torch.float64, num_layers=2, bidirectional=True)
+def test_layer_inference_matches_reference(backend, make):
+    """Without autograd the fast backends save nothing for backward; same results."""
+    ours, ref = layer_pair(make, torch.float64, backend, num_layers=2, bidirectional=True)
     torch.manual_seed(2)
     x = torch.randn(6, 4, I, dtype=torch.float64)
     packed = pack_padded_sequence(x, torch.tensor([2, 6, 1, 4]), enforce_sorted=False)
@@ -123,10 +133,10 @@ def test_fused_layer_inference_matches_reference(make):
                 assert_close_rel(a, b, 1e-12, "final state")
 
 
-def test_fused_layer_weight_gradients_without_input_gradient():
+def test_layer_weight_gradients_without_input_gradient(backend):
     """Only the parameters need gradients (no input or state gradient asked for)."""
     make = dict(LAYERS)["lstm_tf_extras"]
-    ours, ref = layer_pair(make, torch.float64)
+    ours, ref = layer_pair(make, torch.float64, backend)
     x = torch.randn(5, 2, I, dtype=torch.float64)
     for layer in (ours, ref):
         output, (h_n, c_n) = layer(x)
@@ -173,14 +183,15 @@ def spec_options(name):
 
 @pytest.mark.parametrize("with_lengths", [False, True], ids=["dense", "lengths"])
 @pytest.mark.parametrize("name, spec", SPECS, ids=[n for n, _ in SPECS])
-def test_gradcheck_fused_backend(name, spec, with_lengths):
+def test_gradcheck_backend(backend, name, spec, with_lengths):
+    run = backends.get(backend).run
     gen = torch.Generator().manual_seed(3)
     xw, state, weights = backend_inputs(spec, 3, 2, 3, generator=gen, **spec_options(name))
     lengths = torch.tensor([1, 3]) if with_lengths else None
     names, k = list(weights), len(state)
 
     def fn(xw, *rest):
-        outputs, final = fused.run(spec, xw, rest[:k], dict(zip(names, rest[k:])), lengths)
+        outputs, final = run(spec, xw, rest[:k], dict(zip(names, rest[k:])), lengths)
         return (outputs, *final)
 
     assert torch.autograd.gradcheck(fn, (xw, *state, *weights.values()), eps=1e-6, atol=1e-6)
@@ -216,20 +227,20 @@ def cases(draw):
 
 @settings(max_examples=40, deadline=None)
 @given(cases())
-def test_fused_backend_matches_reference_property(case):
+def test_backend_matches_reference_property(backend, case):
     spec, T, B, H_, options, lengths, seed = case
     gen = torch.Generator().manual_seed(seed)
     xw, state, weights = backend_inputs(spec, T, B, H_, generator=gen, **options)
     lengths = None if lengths is None else torch.tensor(lengths)
     leaves = [xw, *state, *weights.values()]
     results = []
-    for backend in (fused, reference):
-        outputs, final = backend.run(spec, xw, state, weights, lengths)
+    for module in (backends.get(backend), reference):
+        outputs, final = module.run(spec, xw, state, weights, lengths)
         w_out = torch.randn(outputs.shape, dtype=outputs.dtype, generator=torch.Generator().manual_seed(seed))
         loss = (outputs * w_out).sum() + sum((s * s).sum() for s in final)
         results.append([outputs, *final, *torch.autograd.grad(loss, leaves)])
         with torch.no_grad():  # the inference path too
-            out_ng, final_ng = backend.run(spec, xw, state, weights, lengths)
+            out_ng, final_ng = module.run(spec, xw, state, weights, lengths)
         results[-1] += [out_ng, *final_ng]
     for k, (a, b) in enumerate(zip(*results)):
         assert_close_rel(a.detach(), b.detach(), 1e-9, f"result {k}")
