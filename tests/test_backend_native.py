@@ -55,6 +55,7 @@ def failed_build(monkeypatch):
     def broken_compile():
         raise RuntimeError("Error building extension 'gatedrnn_native': c++: not found")
 
+    monkeypatch.delenv("GATEDRNN_NATIVE", raising=False)
     monkeypatch.setattr(native, "_compile", broken_compile)
     monkeypatch.setattr(native, "_state", {"loaded": None, "error": None, "cells": ()})
     monkeypatch.setattr(backends, "_warned", set())
