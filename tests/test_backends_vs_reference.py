@@ -36,6 +36,8 @@ SCENARIOS = [
     ("T5-B1-batch_first-hx", 5, 1, {"batch_first": True}, True, None),
     ("packed-T7-B4-L2-bi-hx", 7, 4, {"num_layers": 2, "bidirectional": True}, True, [3, 7, 1, 5]),
     ("packed-T5-B3-hx0", 5, 3, {}, False, [5, 2, 4]),
+    # B = 67: the native kernels split the batch over threads (from 32 rows a thread), unevenly
+    ("packed-T4-B67-hx", 4, 67, {}, True, [4, 1, 3, 2] * 16 + [4, 2, 3]),
 ]
 
 TOLERANCE = {torch.float64: 1e-9, torch.float32: 1e-4}
