@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import glob
 import os
+import sys
 from typing import List, Mapping, Optional, Sequence, Tuple
 
 import torch
@@ -59,8 +60,12 @@ def _compile() -> None:
 
     capability = torch.backends.cpu.get_cpu_capability()
     flags = _CAPABILITY_FLAGS.get(capability, ["-DCPU_CAPABILITY=DEFAULT", "-DCPU_CAPABILITY_DEFAULT"])
+    name = f"gatedrnn_native_{capability.lower()}"
+    if not glob.glob(os.path.join(cpp_extension._get_build_directory(name, False), "*.so")):
+        print("gatedrnn: building the native kernels for this CPU (first use only, about a minute)",
+              file=sys.stderr, flush=True)
     cpp_extension.load(
-        name=f"gatedrnn_native_{capability.lower()}",
+        name=name,
         sources=sorted(glob.glob(os.path.join(_CSRC, "*.cpp"))),
         extra_include_paths=[_CSRC],
         extra_cflags=["-O3", *flags],
