@@ -567,19 +567,8 @@ def run(
     weights: Mapping[str, Tensor],
     lengths: Optional[Tensor] = None,
 ) -> Tuple[Tensor, State]:
-    """Run the recurrence forward in time; the interface of :func:`gatedrnn.backends.reference.run`.
-
-    Args:
-        spec: the cell.
-        xw: input projections ``W_ih x_t + b_ih`` for all steps, (T, B, G*H).
-        state: initial state, a tuple of (B, ·) tensors, output ``h`` first.
-        weights: recurrent weights, see :class:`~gatedrnn.cells.CellSpec`.
-        lengths: (B,) int64 valid lengths, or None when every sequence has T steps.
-            Past its length a sequence's state is frozen and its output is zero.
-
-    Returns:
-        ``(outputs, final_state)`` with outputs (T, B, H_out).
-    """
+    """Run the recurrence forward in time: arguments, shapes and result as
+    :func:`gatedrnn.backends.reference.run`."""
     unknown = set(weights) - set(WEIGHT_NAMES)
     if unknown:
         raise ValueError(f"unknown recurrent weights {sorted(unknown)}; expected some of {WEIGHT_NAMES}")
