@@ -246,3 +246,22 @@ def test_backend_matches_reference_property(backend, case):
         results[-1] += [out_ng, *final_ng]
     for k, (a, b) in enumerate(zip(*results)):
         assert_close_rel(a.detach(), b.detach(), 1e-9, f"result {k}")
+
+
+@pytest.mark.parametrize("name, spec", SPECS, ids=[n for n, _ in SPECS])
+def test_single_sequence_with_a_large_hidden_size(backend, name, spec):
+    """B = 1 with H = 181: the native kernels' matrix-vector path, split over threads
+    (from 64K multiply-adds a step), with an odd H."""
+    gen = torch.Generator().manual_seed(5)
+    xw, state, weights = backend_inputs(spec, 3, 1, 181, generator=gen, **spec_options(name))
+    with torch.no_grad():
+        for w in weights.values():
+            w.mul_(0.1)  # keep the activations away from saturation
+    leaves = [xw, *state, *weights.values()]
+    results = []
+    for module in (backends.get(backend), reference):
+        outputs, final = module.run(spec, xw, state, weights)
+        loss = (outputs * outputs.detach().cos()).sum() + sum((s * s).sum() for s in final)
+        results.append([outputs, *final, *torch.autograd.grad(loss, leaves)])
+    for k, (a, b) in enumerate(zip(*results)):
+        assert_close_rel(a.detach(), b.detach(), 1e-9, f"result {k}")

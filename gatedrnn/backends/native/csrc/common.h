@@ -13,6 +13,7 @@
 #include <array>
 #include <cmath>
 #include <limits>
+#include <numeric>
 #include <optional>
 #include <tuple>
 #include <vector>
@@ -62,12 +63,63 @@ inline void blas_gemm(const char* ta, const char* tb, int m, int n, int k, doubl
   dgemm_(ta, tb, &m, &n, &k, &alpha, a, &lda, b, &ldb, &beta, c, &ldc);
 }
 
+template <typename T>
+using Vec = at::vec::Vectorized<T>;
+
+// A single sequence (M = 1) makes each step a matrix-vector product, where a BLAS call
+// costs more than the arithmetic (it re-packs W every time): these loops read W once.
+// Splits [0, n) over threads when a product is large enough (work = multiply-adds) and
+// the caller is not itself one thread of a parallel region; else runs it inline.
+template <typename F>
+inline void parallel_columns(int64_t n, int64_t work, F&& body) {
+  constexpr int64_t kMinWorkPerThread = 32 * 1024;
+  if (work < 2 * kMinWorkPerThread || at::in_parallel_region()) return body(0, n);
+  at::parallel_for(0, n, std::max<int64_t>(1, n * kMinWorkPerThread / work), body);
+}
+
+// y (N) = beta * y + W (N x K, row-major) @ x (K): one dot product per row of W.
+template <typename T>
+inline void gemv_w_x(int64_t N, int64_t K, const T* W, int64_t ldw, const T* x, T* y, T beta) {
+  constexpr int64_t width = Vec<T>::size();
+  parallel_columns(N, N * K, [&](int64_t n0, int64_t n1) {
+    for (int64_t n = n0; n < n1; ++n) {
+      const T* row = W + n * ldw;
+      Vec<T> acc(T(0));
+      int64_t k = 0;
+      for (; k + width <= K; k += width) acc = at::vec::fmadd(Vec<T>::loadu(row + k), Vec<T>::loadu(x + k), acc);
+      T lanes[width];
+      acc.store(lanes);
+      T sum = std::accumulate(lanes, lanes + width, T(0));
+      for (; k < K; ++k) sum += row[k] * x[k];
+      y[n] = beta == T(0) ? sum : beta * y[n] + sum;
+    }
+  });
+}
+
+// y (N) = beta * y + x (K) @ W (K x N, row-major): rows of W scaled and added.
+template <typename T>
+inline void gemv_x_w(int64_t N, int64_t K, const T* x, const T* W, int64_t ldw, T* y, T beta) {
+  constexpr int64_t width = Vec<T>::size();
+  parallel_columns(N, N * K, [&](int64_t n0, int64_t n1) {
+    if (beta == T(0)) std::fill(y + n0, y + n1, T(0));
+    else if (beta != T(1)) for (int64_t n = n0; n < n1; ++n) y[n] *= beta;
+    for (int64_t k = 0; k < K; ++k) {
+      const T* row = W + k * ldw;
+      const Vec<T> scale(x[k]);
+      int64_t n = n0;
+      for (; n + width <= n1; n += width) at::vec::fmadd(scale, Vec<T>::loadu(row + n), Vec<T>::loadu(y + n)).store(y + n);
+      for (; n < n1; ++n) y[n] += x[k] * row[n];
+    }
+  });
+}
+
 // Row-major C (M x N) = beta * C + A (M x K) @ W^T, W stored row-major as (N x K).
 // (Column-major BLAS sees C^T = W A^T.) Single-threaded inside a parallel region.
 template <typename T>
 inline void gemm_a_wt(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* W, int64_t ldw,
                       T* C, int64_t ldc, T beta) {
   if (M == 0 || N == 0) return;
+  if (M == 1) return gemv_w_x<T>(N, K, W, ldw, A, C, beta);
   blas_gemm("T", "N", (int)N, (int)M, (int)K, T(1), W, (int)ldw, A, (int)lda, beta, C, (int)ldc);
 }
 
@@ -76,11 +128,9 @@ template <typename T>
 inline void gemm_a_w(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* W, int64_t ldw,
                      T* C, int64_t ldc, T beta) {
   if (M == 0 || N == 0) return;
+  if (M == 1) return gemv_x_w<T>(N, K, A, W, ldw, C, beta);
   blas_gemm("N", "N", (int)N, (int)M, (int)K, T(1), W, (int)ldw, A, (int)lda, beta, C, (int)ldc);
 }
-
-template <typename T>
-using Vec = at::vec::Vectorized<T>;
 
 // Calls f(offset, count) over [0, n) in vector-width pieces; the last may be partial.
 template <typename T, typename F>
