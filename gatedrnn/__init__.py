@@ -5,6 +5,8 @@ TensorFlow 1.x cells, initialisers and heads. See the README for the equations.
 """
 
 from . import backends, cells, init
+from . import inspect
+from . import convert
 from .cell_modules import GRUCell, JANETCell, LSTMCell, RNNCell
 from .heads import LastStep, MaxPool, MeanPool
 from .layers import GRU, JANET, LSTM, RNN
@@ -15,5 +17,5 @@ __all__ = [
     "RNN", "LSTM", "GRU", "JANET",
     "RNNCell", "LSTMCell", "GRUCell", "JANETCell",
     "LastStep", "MeanPool", "MaxPool",
-    "backends", "cells", "init",
+    "backends", "cells", "convert", "init", "inspect",
 ]
