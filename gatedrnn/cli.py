@@ -29,6 +29,20 @@ def _bench(args: argparse.Namespace) -> int:
     return bench.run(args)
 
 
+def _summary(args: argparse.Namespace) -> int:
+    from . import layers
+    from .inspect.summary import summary_table
+
+    cls = {"rnn": layers.RNN, "lstm": layers.LSTM, "gru": layers.GRU, "janet": layers.JANET}[args.cell]
+    kwargs = dict(num_layers=args.layers, bidirectional=args.bidirectional)
+    if args.proj_size:
+        if args.cell != "lstm":
+            raise SystemExit(f"gatedrnn summary: --proj-size needs --cell lstm, got --cell {args.cell}")
+        kwargs["proj_size"] = args.proj_size
+    print(summary_table(cls(args.input_size, args.hidden, **kwargs)))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gatedrnn", description="Gated recurrent networks for PyTorch.")
     parser.add_argument("--version", action="version", version=f"gatedrnn {__version__}")
@@ -49,6 +63,16 @@ def build_parser() -> argparse.ArgumentParser:
         description="Time gatedrnn layers against their torch.nn baselines; see gatedrnn/bench.py.")
     bench.add_arguments(timing)
     timing.set_defaults(handler=_bench)
+
+    summary = commands.add_parser(
+        "summary", help="print a Keras-style table of a layer's shapes and parameter counts")
+    summary.add_argument("--cell", choices=["rnn", "lstm", "gru", "janet"], required=True)
+    summary.add_argument("--input-size", type=int, required=True)
+    summary.add_argument("--hidden", type=int, required=True)
+    summary.add_argument("--layers", type=int, default=1)
+    summary.add_argument("--bidirectional", action="store_true")
+    summary.add_argument("--proj-size", type=int, default=0, help="LSTM only")
+    summary.set_defaults(handler=_summary)
     return parser
 
 

@@ -19,3 +19,18 @@ from .gradflow import gradient_flow
 from .record import LayerTrace, Trace, record
 
 __all__ = ["record", "Trace", "LayerTrace", "gradient_flow"]
+
+# -- pictures and the summary table (gatedrnn.inspect.plots needs matplotlib, imported
+# on first use so that ``import gatedrnn`` works without it) --------------------------
+from .summary import LayerRow, layer_rows, summary_table
+
+_PLOTS = ("gate_heatmaps", "forget_histogram", "cell_vs_output", "gradient_flow_comparison")
+__all__ += ["summary_table", "layer_rows", "LayerRow", *_PLOTS]
+
+
+def __getattr__(name):
+    if name in _PLOTS:
+        from . import plots
+
+        return getattr(plots, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
