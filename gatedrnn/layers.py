@@ -12,7 +12,7 @@ the backward direction runs on each sequence reversed within its own length.
 
 from __future__ import annotations
 
-from typing import List, Optional, Tuple, Union
+from typing import Dict, List, Optional, Tuple, Union
 
 import torch
 from torch import Tensor, nn
@@ -140,14 +140,20 @@ class RecurrentBase(nn.Module):
 
     # -- the forward pass -----------------------------------------------------------
 
-    def _run_direction(self, x: Tensor, state: State, lengths: Optional[Tensor],
-                       layer: int, direction: int) -> Tuple[Tensor, State]:
-        """One layer in one direction: input GEMM here, time loop in the backend."""
+    def _direction_inputs(self, x: Tensor, layer: int, direction: int) -> Tuple[Tensor, Dict[str, Tensor]]:
+        """The input projection of all steps as one GEMM, (T, B, G*H), and the recurrent
+        weights of one layer and direction, keyed as the step functions take them."""
         suffix = f"_l{layer}" + ("_reverse" if direction == 1 else "")
         bias_ih = getattr(self, "bias_ih" + suffix) if self.bias else None
         xw = F.linear(x, getattr(self, "weight_ih" + suffix), bias_ih)  # (T, B, G*H)
         weights = {name: getattr(self, name + suffix)
                    for name in RECURRENT_NAMES if hasattr(self, name + suffix)}
+        return xw, weights
+
+    def _run_direction(self, x: Tensor, state: State, lengths: Optional[Tensor],
+                       layer: int, direction: int) -> Tuple[Tensor, State]:
+        """One layer in one direction: input GEMM here, time loop in the backend."""
+        xw, weights = self._direction_inputs(x, layer, direction)
         if direction == 1:
             xw = reverse_within_lengths(xw, lengths)
         output, final = backends.select(self.backend, self.spec, xw).run(self.spec, xw, state, weights, lengths)

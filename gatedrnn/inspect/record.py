@@ -37,7 +37,6 @@ from torch.nn.utils.rnn import PackedSequence
 
 from ..cells import CellSpec, State
 from ..layers import RecurrentBase
-from ..parameters import RECURRENT_NAMES
 
 __all__ = ["LayerTrace", "Trace", "gate_values", "record"]
 
@@ -199,11 +198,7 @@ def _replay(layer: RecurrentBase, input: Tensor, hx, *, with_gates: bool = False
     for k in range(layer.num_layers):
         outputs = []
         for d in range(layer.num_directions):
-            suffix = f"_l{k}" + ("_reverse" if d == 1 else "")
-            bias_ih = getattr(layer, "bias_ih" + suffix) if layer.bias else None
-            xw = F.linear(x, getattr(layer, "weight_ih" + suffix), bias_ih)  # (T, B, G*H)
-            weights = {name: getattr(layer, name + suffix)
-                       for name in RECURRENT_NAMES if hasattr(layer, name + suffix)}
+            xw, weights = layer._direction_inputs(x, k, d)  # (T, B, G*H)
             if d == 1:
                 xw = xw.flip(0)  # dense input: every sequence has T steps
             state = tuple(s[k * layer.num_directions + d] for s in state0)
