@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import shlex
+import sys
+from pathlib import Path
 from typing import List, Optional
 
 from . import __version__, backends, bench
+from .models import CELLS, HEADS
+
+BACKEND_CHOICES = ("auto", "torch", "native", "fused", "reference")
+#: what ``gatedrnn compare`` runs with no arguments (the Quickstart's main job)
+COMPARE_DEFAULTS = {"task": "mnist1d", "cells": "lstm,gru,janet", "seeds": 1}
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -43,6 +51,111 @@ def _summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fail(command: str, error: Exception, status: int) -> int:
+    print(f"gatedrnn {command}: error: {error}", file=sys.stderr)
+    return status
+
+
+def _run_training(command: str, job) -> int:
+    """Run ``job`` and turn the errors users can cause into a message and an exit status
+    (2 for a bad option, 1 for a run that cannot start or go on), never a traceback."""
+    from .tasks import DataUnavailable
+    from .train import TrainingError
+
+    try:
+        job()
+    except (ValueError, TypeError) as error:
+        return _fail(command, error, 2)
+    except (DataUnavailable, TrainingError) as error:
+        return _fail(command, error, 1)
+    return 0
+
+
+def _config_options(args: argparse.Namespace) -> dict:
+    names = ("hidden", "layers", "head", "dropout", "chrono", "batch_size", "lr", "optimizer",
+             "schedule", "clip", "weight_decay", "data_dir", "seq_len", "delay", "limit",
+             "device", "backend")
+    return {name: getattr(args, name) for name in names}
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .train import TrainConfig, train
+
+    config = TrainConfig(task=args.task, cell=args.cell, epochs=args.epochs, seed=args.seed,
+                         **_config_options(args))
+    out = args.out or f"runs/{args.task}-{args.cell}-seed{args.seed}"
+
+    def job() -> None:
+        summary = train(config, out, resume=args.resume, tensorboard=args.tensorboard,
+                        progress=not args.quiet)
+        metric = summary["metric"]
+        baselines = "".join(f", {k.replace('_', ' ')} {v:.4f}" for k, v in summary["baselines"].items())
+        print(f"test {metric} {summary[f'test_{metric}']:.4f} (best validation epoch "
+              f"{summary['best_epoch']}{baselines}); {summary['seconds']:.1f} s; run in {out}")
+
+    return _run_training("train", job)
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from .train.compare import compare
+
+    cells = [cell.strip() for cell in args.cells.split(",") if cell.strip()]
+    unknown = [cell for cell in cells if cell not in CELLS]
+    if unknown or not cells:
+        return _fail("compare", ValueError(
+            f"--cells takes a comma-separated list of {', '.join(CELLS)}; got {args.cells!r}"), 2)
+    out = args.out or f"runs/compare-{args.task}"
+    command = "gatedrnn " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else ""
+
+    def job() -> None:
+        compare(args.task, cells, args.seeds, out, epochs=args.epochs, command=command,
+                **_config_options(args))
+        print((Path(out) / "results.md").read_text())
+        print(f"written: {out}/results.md, results.csv, curves.png")
+
+    return _run_training("compare", job)
+
+
+def _tasks(args: argparse.Namespace) -> int:
+    from . import tasks
+
+    print(f"{'task':<16} {'steps':>5} {'inputs':>6} {'outputs':>7} {'metric':<9} description")
+    for name in tasks.names():
+        task = tasks.get(name)
+        print(f"{name:<16} {task.seq_len:>5} {task.input_size:>6} {task.output_size:>7} "
+              f"{task.metric:<9} {task.description}")
+    return 0
+
+
+def _add_training_options(parser: argparse.ArgumentParser) -> None:
+    """Options shared by ``train`` and ``compare``: unset ones take the task's defaults."""
+    from .train import OPTIMIZERS, SCHEDULES
+
+    model = parser.add_argument_group("model (unset: the task's default)")
+    model.add_argument("--hidden", type=int, help="hidden units (Transformer: model width)")
+    model.add_argument("--layers", type=int, help="stacked layers")
+    model.add_argument("--head", choices=HEADS, help="last step or mean over time")
+    model.add_argument("--dropout", type=float, help="between layers and before the read-out")
+    model.add_argument("--chrono", action="store_true",
+                       help="chrono-initialise the LSTM (JANET always is), t_max = sequence length")
+    fit = parser.add_argument_group("optimisation (unset: the task's default)")
+    fit.add_argument("--epochs", type=int)
+    fit.add_argument("--batch-size", type=int, help="global batch (split over torchrun processes)")
+    fit.add_argument("--lr", type=float, help="peak learning rate")
+    fit.add_argument("--optimizer", choices=OPTIMIZERS)
+    fit.add_argument("--schedule", choices=SCHEDULES, help="per-step cosine decay to 0, or constant")
+    fit.add_argument("--clip", type=float, help="gradient-norm clipping (0: off)")
+    fit.add_argument("--weight-decay", type=float)
+    data = parser.add_argument_group("data and machine")
+    data.add_argument("--data-dir", help="IDX directory of the (Fashion-)MNIST tasks")
+    data.add_argument("--seq-len", type=int, help="T of the adding problem (default 200)")
+    data.add_argument("--delay", type=int, help="delay of the copy task (default 100)")
+    data.add_argument("--limit", type=int, help="use only the first N examples of each split")
+    data.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:N")
+    data.add_argument("--backend", choices=BACKEND_CHOICES, default="auto",
+                      help="recurrent backend (auto: the fastest available)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gatedrnn", description="Gated recurrent networks for PyTorch.")
     parser.add_argument("--version", action="version", version=f"gatedrnn {__version__}")
@@ -73,6 +186,40 @@ def build_parser() -> argparse.ArgumentParser:
     summary.add_argument("--bidirectional", action="store_true")
     summary.add_argument("--proj-size", type=int, default=0, help="LSTM only")
     summary.set_defaults(handler=_summary)
+
+    from . import tasks
+
+    training = commands.add_parser(
+        "train", help="train one model on one task (run directory with metrics and checkpoints)",
+        description="Train a model on a task; see gatedrnn/train/trainer.py for the run directory. "
+                    "Under torchrun it trains with DistributedDataParallel.")
+    training.add_argument("--task", choices=tasks.names(), required=True)
+    training.add_argument("--cell", choices=CELLS, required=True)
+    training.add_argument("--seed", type=int, default=0)
+    training.add_argument("--out", help="run directory (default runs/TASK-CELL-seedN); refused if it "
+                                        "exists, unless --resume")
+    training.add_argument("--resume", action="store_true", help="continue the run in --out")
+    training.add_argument("--tensorboard", action="store_true", help="also write TensorBoard scalars")
+    training.add_argument("--quiet", action="store_true", help="no progress bar or epoch lines")
+    _add_training_options(training)
+    training.set_defaults(handler=_train)
+
+    comparing = commands.add_parser(
+        "compare", help="train several cells with several seeds; results.md, results.csv, curves.png",
+        description="Compare cells on one task: mean +- std over seeds of the test metric. With no "
+                    "arguments: MNIST-1D, lstm, gru and janet, one seed.")
+    comparing.add_argument("--task", choices=tasks.names(), default=COMPARE_DEFAULTS["task"])
+    comparing.add_argument("--cells", default=COMPARE_DEFAULTS["cells"],
+                           help=f"comma-separated, from {', '.join(CELLS)}")
+    comparing.add_argument("--seeds", type=int, default=COMPARE_DEFAULTS["seeds"],
+                           help="seeds 0..N-1 per cell")
+    comparing.add_argument("--out", help="directory of the runs and reports (default runs/compare-TASK); "
+                                         "finished runs in it are reused")
+    _add_training_options(comparing)
+    comparing.set_defaults(handler=_compare)
+
+    listing_tasks = commands.add_parser("tasks", help="list the tasks")
+    listing_tasks.set_defaults(handler=_tasks)
     return parser
 
 

@@ -24,7 +24,8 @@ __all__ = ["record", "Trace", "LayerTrace", "gradient_flow"]
 # on first use so that ``import gatedrnn`` works without it) --------------------------
 from .summary import LayerRow, layer_rows, summary_table
 
-_PLOTS = ("gate_heatmaps", "forget_histogram", "cell_vs_output", "gradient_flow_comparison")
+_PLOTS = ("gate_heatmaps", "forget_histogram", "cell_vs_output", "gradient_flow_comparison",
+          "learning_curves")
 __all__ += ["summary_table", "layer_rows", "LayerRow", *_PLOTS]
 
 

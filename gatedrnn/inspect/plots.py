@@ -16,7 +16,7 @@ Example::
 from __future__ import annotations
 
 import os
-from typing import Mapping, Tuple, Union
+from typing import Mapping, Sequence, Tuple, Union
 
 import matplotlib
 
@@ -30,6 +30,7 @@ from .record import LayerTrace  # noqa: E402
 __all__ = [
     "DPI", "FORGET_GATES", "figure_size",
     "gate_heatmaps", "forget_histogram", "cell_vs_output", "gradient_flow_comparison",
+    "learning_curves",
 ]
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -51,6 +52,8 @@ def figure_size(kind: str, num_gates: int = 1) -> Tuple[float, float]:
         return (_PANEL[0] * num_gates, _PANEL[1])
     if kind in ("forget_histogram", "cell_vs_output", "gradient_flow_comparison"):
         return _SINGLE
+    if kind == "learning_curves":
+        return (2 * _SINGLE[0], _SINGLE[1])
     raise ValueError(f"unknown figure kind {kind!r}")
 
 
@@ -166,4 +169,35 @@ def gradient_flow_comparison(flows: Mapping[str, Tensor], path: PathLike) -> Pat
     ax.set_ylabel("||d loss / d h_t||")
     ax.set_title("gradient flow over time")
     ax.legend(loc="best", fontsize="small")
+    return _save(fig, path)
+
+
+def learning_curves(runs: Mapping[str, Sequence[Mapping[str, float]]], metric: str,
+                    path: PathLike) -> PathLike:
+    """Training loss (left, log scale) and validation ``metric`` (right) against epoch.
+
+    ``runs`` maps a label (a cell name, say) to its ``metrics.jsonl`` rows: dicts with
+    ``epoch``, ``train_loss`` and ``validation_<metric>``. One line per label.
+    """
+    if not runs:
+        raise ValueError("runs is empty")
+    fig, (loss_ax, metric_ax) = plt.subplots(1, 2, figsize=figure_size("learning_curves"), dpi=DPI)
+    try:
+        for label, rows in runs.items():
+            epochs = [row["epoch"] for row in rows]
+            loss_ax.plot(epochs, [row["train_loss"] for row in rows], label=str(label))
+            metric_ax.plot(epochs, [row[f"validation_{metric}"] for row in rows], label=str(label))
+    except KeyError as error:
+        plt.close(fig)
+        raise ValueError(f"a metrics row has no {error.args[0]!r}") from error
+    loss_ax.set_yscale("log")
+    loss_ax.set_xlabel("epoch")
+    loss_ax.set_ylabel("training loss")
+    metric_ax.set_xlabel("epoch")
+    metric_ax.set_ylabel(f"validation {metric}")
+    if metric == "mse":
+        metric_ax.set_yscale("log")
+    for ax in (loss_ax, metric_ax):
+        ax.grid(alpha=0.3)
+        ax.legend(loc="best", fontsize="small")
     return _save(fig, path)

@@ -1,0 +1,141 @@
+"""Sequential (Fashion-)MNIST from MNIST-format IDX files: pixel by pixel (784 steps of
+one feature), permuted, or row by row (28 steps of 28 features). Pixels are scaled to
+[0, 1].
+
+Splits follow TensorFlow's ``read_data_sets``, as the JANET paper ran them: the first
+5000 training images are the validation set, the other 55000 the training set, and
+the 10000 ``t10k`` images the test set.
+
+The permuted tasks read the pixels in one fixed order,
+``numpy.random.default_rng(0).permutation(784)``.
+
+Fashion-MNIST is read from ``/usr/share/datasets/fashion-mnist`` by default (Debian's
+package ``dataset-fashion-mnist``); ``smnist`` / ``pmnist`` / ``mnist-rows`` read the
+MNIST files from ``--data-dir``. Each directory needs ``train-images-idx3-ubyte``,
+``train-labels-idx1-ubyte``, ``t10k-images-idx3-ubyte`` and ``t10k-labels-idx1-ubyte``,
+gzipped (``.gz``) or not.
+"""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+import numpy as np
+import torch
+
+from .base import ClassificationTask, DataUnavailable, Split, Splits
+
+VALIDATION_SIZE = 5000
+PERMUTATION_SEED = 0
+#: IDX magic numbers: unsigned bytes, 3 dimensions (images) or 1 (labels)
+IMAGES_MAGIC, LABELS_MAGIC = 0x0803, 0x0801
+
+
+def read_idx(path: Path, magic: int) -> np.ndarray:
+    """An IDX file (optionally gzipped) as a uint8 array of the shape its header gives."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as handle:
+        data = handle.read()
+    found = int.from_bytes(data[:4], "big")
+    if found != magic:
+        raise DataUnavailable(f"{path} is not an IDX file of the expected kind: "
+                              f"magic number {found:#06x}, expected {magic:#06x}")
+    dims = [int.from_bytes(data[4 + 4 * k: 8 + 4 * k], "big") for k in range(magic & 0xFF)]
+    body = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * len(dims))
+    if body.size != int(np.prod(dims)):
+        raise DataUnavailable(f"{path} is truncated: header says {dims}, found {body.size} values")
+    return body.reshape(dims)
+
+
+class IDXImages(ClassificationTask):
+    """Base of the IDX tasks: ``layout`` is ``pixels`` (T = 784, I = 1) or ``rows`` (T = 28, I = 28)."""
+
+    default_dir: Optional[str] = None
+    dataset: str = ""
+    how_to_get: str = ""
+    layout = "pixels"
+    permuted = False
+    output_size = 10
+    defaults = {"hidden": 128, "epochs": 10, "batch_size": 100, "lr": 1e-3, "head": "last", "clip": 1.0}
+
+    def __init__(self, data_dir: Optional[str] = None) -> None:
+        chosen = data_dir if data_dir is not None else self.default_dir
+        self.data_dir = None if chosen is None else Path(chosen)
+        self.input_size, self.seq_len = (1, 784) if self.layout == "pixels" else (28, 28)
+
+    def options(self) -> Dict[str, Any]:
+        return {"data_dir": None if self.data_dir is None else str(self.data_dir)}
+
+    def _file(self, stem: str) -> Path:
+        where = "no --data-dir given" if self.data_dir is None else f"looked in {self.data_dir}"
+        if self.data_dir is not None:
+            for name in (stem, stem + ".gz"):
+                if (self.data_dir / name).is_file():
+                    return self.data_dir / name
+        raise DataUnavailable(
+            f"task {self.name}: the {self.dataset} file {stem}[.gz] was not found ({where}). "
+            f"{self.how_to_get}")
+
+    def _images(self, prefix: str) -> Split:
+        images = read_idx(self._file(f"{prefix}-images-idx3-ubyte"), IMAGES_MAGIC)  # (N, 28, 28)
+        labels = read_idx(self._file(f"{prefix}-labels-idx1-ubyte"), LABELS_MAGIC)  # (N,)
+        x = torch.from_numpy(images.astype(np.float32) / 255.0)  # (N, 28, 28)
+        if self.layout == "pixels":
+            x = x.reshape(len(x), 784)
+            if self.permuted:
+                x = x[:, torch.from_numpy(np.random.default_rng(PERMUTATION_SEED).permutation(784))]
+            x = x.unsqueeze(-1)  # (N, 784, 1)
+        return Split(x, torch.from_numpy(labels.astype(np.int64)))
+
+    def load(self) -> Splits:
+        train, test = self._images("train"), self._images("t10k")
+        return Splits(
+            Split(train.x[VALIDATION_SIZE:], train.y[VALIDATION_SIZE:]),
+            Split(train.x[:VALIDATION_SIZE], train.y[:VALIDATION_SIZE]),
+            test,
+        )
+
+
+class FashionMNIST(IDXImages):
+    name = "fmnist"
+    description = "sequential Fashion-MNIST, pixel by pixel: 784 steps, 10 classes (55k/5k/10k)"
+    default_dir = "/usr/share/datasets/fashion-mnist"
+    dataset = "Fashion-MNIST"
+    how_to_get = ("Install Debian's package (apt-get install dataset-fashion-mnist), or download "
+                  "the four IDX files from https://github.com/zalandoresearch/fashion-mnist "
+                  "and pass --data-dir DIR.")
+
+
+class PermutedFashionMNIST(FashionMNIST):
+    name = "pfmnist"
+    description = "permuted sequential Fashion-MNIST: 784 steps in a fixed random order"
+    permuted = True
+
+
+class FashionMNISTRows(FashionMNIST):
+    name = "fmnist-rows"
+    description = "Fashion-MNIST row by row: 28 steps x 28 features"
+    layout = "rows"
+    defaults = {**IDXImages.defaults, "epochs": 10}
+
+
+class SequentialMNIST(IDXImages):
+    name = "smnist"
+    description = "sequential MNIST, pixel by pixel (784 steps), from --data-dir, as in the JANET paper"
+    dataset = "MNIST"
+    how_to_get = ("Download the four MNIST IDX files (train-images-idx3-ubyte.gz, ...; e.g. from "
+                  "https://ossci-datasets.s3.amazonaws.com/mnist/) and pass --data-dir DIR.")
+
+
+class PermutedMNIST(SequentialMNIST):
+    name = "pmnist"
+    description = "permuted sequential MNIST (784 steps, fixed order), from --data-dir"
+    permuted = True
+
+
+class MNISTRows(SequentialMNIST):
+    name = "mnist-rows"
+    description = "MNIST row by row: 28 steps x 28 features, from --data-dir"
+    layout = "rows"

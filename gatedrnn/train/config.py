@@ -1,0 +1,101 @@
+"""The configuration of one training run: what ``config.json`` holds.
+
+Values left as ``None`` are filled from the task's defaults
+(:attr:`gatedrnn.tasks.Task.defaults`), then from :data:`GENERIC_DEFAULTS`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Dict, Optional
+
+from ..models import CELLS, HEADS
+
+__all__ = ["TrainConfig", "GENERIC_DEFAULTS", "OPTIMIZERS", "SCHEDULES"]
+
+OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
+SCHEDULES = ("cosine", "constant")
+
+GENERIC_DEFAULTS: Dict[str, Any] = {
+    "hidden": 128, "layers": 1, "head": "last", "dropout": 0.0, "epochs": 10, "batch_size": 64,
+    "lr": 1e-3, "optimizer": "adam", "schedule": "cosine", "clip": 1.0, "weight_decay": 0.0,
+}
+
+
+@dataclass
+class TrainConfig:
+    """Everything that determines a run (with the seed, it determines the run exactly on CPU).
+
+    Attributes:
+        task, cell: names from :mod:`gatedrnn.tasks` and :data:`gatedrnn.models.CELLS`.
+        hidden, layers, head, dropout, chrono: the model (:func:`gatedrnn.models.build`).
+        epochs, batch_size (global: split over the processes of a distributed run), lr,
+        optimizer, schedule (cosine decay per step, or constant), clip (gradient-norm
+        clipping; 0 turns it off), weight_decay, seed: the optimisation.
+        data_dir, seq_len, delay: the task's options; limit: keep only the first
+        ``limit`` examples of each split (quick runs, tests).
+        device (``auto``: CUDA when available), backend: where and how to run.
+    """
+
+    task: str
+    cell: str
+    hidden: Optional[int] = None
+    layers: Optional[int] = None
+    head: Optional[str] = None
+    dropout: Optional[float] = None
+    chrono: bool = False
+    epochs: Optional[int] = None
+    batch_size: Optional[int] = None
+    lr: Optional[float] = None
+    optimizer: Optional[str] = None
+    schedule: Optional[str] = None
+    clip: Optional[float] = None
+    weight_decay: Optional[float] = None
+    seed: int = 0
+    data_dir: Optional[str] = None
+    seq_len: Optional[int] = None
+    delay: Optional[int] = None
+    limit: Optional[int] = None
+    device: str = "auto"
+    backend: str = "auto"
+
+    def resolved(self, task_defaults: Dict[str, Any]) -> "TrainConfig":
+        """A copy with every ``None`` hyperparameter filled, checked."""
+        filled = {name: value if value is not None else task_defaults.get(name, GENERIC_DEFAULTS[name])
+                  for name, value in self.to_dict().items() if name in GENERIC_DEFAULTS}
+        config = dataclasses.replace(self, **filled)
+        config.check()
+        return config
+
+    def check(self) -> None:
+        """Raise ``ValueError`` naming the first option out of range."""
+        if self.cell not in CELLS:
+            raise ValueError(f"cell must be one of {', '.join(CELLS)}, got {self.cell!r}")
+        if self.head not in HEADS:
+            raise ValueError(f"head must be one of {', '.join(HEADS)}, got {self.head!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
+        for name in ("hidden", "layers", "epochs", "batch_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.limit is not None and self.limit < 1:
+            raise ValueError(f"limit must be a positive integer, got {self.limit!r}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr!r}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        if self.clip < 0 or self.weight_decay < 0:
+            raise ValueError(f"clip and weight_decay must be >= 0, got {self.clip!r} and {self.weight_decay!r}")
+        if self.chrono and self.cell not in ("lstm", "janet"):
+            raise ValueError(f"chrono initialisation applies to lstm (janet always has it), not {self.cell}")
+
+    def to_dict(self) -> Dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: Dict[str, Any]) -> "TrainConfig":
+        return cls(**values)

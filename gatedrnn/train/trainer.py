@@ -1,0 +1,343 @@
+"""One training run: data, model, optimiser, the epoch loop, checkpoints and the run
+directory. ``gatedrnn train`` is a thin wrapper around :func:`train`.
+
+The run directory ``out`` holds
+
+* ``config.json``: the resolved :class:`~gatedrnn.train.config.TrainConfig`;
+* ``metrics.jsonl``: one JSON line per epoch: ``epoch``, ``train_loss``,
+  ``validation_<metric>``, ``lr`` (at the end of the epoch) and ``seconds``;
+* ``checkpoints/``: see :mod:`gatedrnn.train.checkpoint`;
+* ``summary.json``: the test metric of the best-validation weights and the facts of
+  the run (parameters, seconds, ``world_size``, package versions);
+* ``curves.png``: the learning curves; ``tensorboard/`` with ``--tensorboard``.
+
+Reproducibility: on CPU the same configuration gives the same ``metrics.jsonl``
+(all but ``seconds``) and the same weights. The data order depends only on the seed
+and the epoch (``DistributedSampler``); the model's initialisation and dropout draw
+from torch's global generator, whose state is checkpointed, so a run resumed from
+epoch k ends exactly as the uninterrupted run.
+
+Example::
+
+    >>> from gatedrnn.train import TrainConfig, train
+    >>> summary = train(TrainConfig(task="mnist1d", cell="janet", epochs=2, limit=200),
+    ...                 "runs/example", progress=False)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DistributedSampler
+from tqdm.auto import tqdm
+
+from .. import __version__, backends, models, tasks
+from ..tasks import Split, Task
+from . import checkpoint
+from .config import TrainConfig
+from .distributed import World, all_sum, any_true, gather_objects, setup, teardown
+
+__all__ = ["TrainingError", "RunExists", "NonFiniteLoss", "train", "read_metrics"]
+
+
+class TrainingError(RuntimeError):
+    """A run that cannot start or go on; the message says why and what to do."""
+
+
+class RunExists(TrainingError):
+    pass
+
+
+class NonFiniteLoss(TrainingError):
+    pass
+
+
+def read_metrics(out: Path) -> List[Dict[str, Any]]:
+    """The rows of ``out/metrics.jsonl`` (empty if there is none)."""
+    path = Path(out) / "metrics.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _versions() -> Dict[str, str]:
+    return {"gatedrnn": __version__, "torch": torch.__version__, "numpy": np.__version__,
+            "python": platform.python_version()}
+
+
+def _optimizer(config: TrainConfig, parameters) -> torch.optim.Optimizer:
+    kind = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "rmsprop": torch.optim.RMSprop}
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(parameters, lr=config.lr, momentum=0.9, weight_decay=config.weight_decay)
+    return kind[config.optimizer](parameters, lr=config.lr, weight_decay=config.weight_decay)
+
+
+def _scheduler(config: TrainConfig, optimizer, total_steps: int):
+    if config.schedule == "cosine":  # decays per step to 0 at the last step
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
+    return torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
+
+
+def _eval_batch(config: TrainConfig, task: Task) -> int:
+    # large batches for short sequences, bounded so (T, B, H) activations stay small
+    return max(config.batch_size, min(1000, 65536 // task.seq_len))
+
+
+def evaluate(model: nn.Module, task: Task, split: Split, world: World, batch_size: int) -> float:
+    """The task's metric on ``split``, each process scoring every ``world.size``-th example."""
+    model.eval()
+    total, count = 0.0, 0
+    indices = torch.arange(world.rank, len(split), world.size)
+    with torch.no_grad():
+        for start in range(0, len(indices), batch_size):
+            chunk = indices[start: start + batch_size]
+            output = model(split.x[chunk].to(world.device))
+            batch_total, batch_count = task.score(output, split.y[chunk].to(world.device))
+            total, count = total + batch_total, count + batch_count
+    total, count = all_sum(world, (total, count))
+    return total / count
+
+
+class _Run:
+    """The state of one run between epochs (kept in one place so that a checkpoint is
+    exactly this object's contents)."""
+
+    def __init__(self, config: TrainConfig, task: Task, splits, out: Path, world: World,
+                 progress: bool, tensorboard: bool) -> None:
+        self.config, self.task, self.splits, self.out, self.world = config, task, splits, out, world
+        self.progress = progress and world.is_main
+        torch.manual_seed(config.seed)
+        self.model = models.build(
+            config.cell, task.input_size, task.output_size, hidden=config.hidden, layers=config.layers,
+            head=config.head, dropout=config.dropout, per_step=task.per_step, t_max=task.seq_len,
+            chrono=config.chrono, backend=config.backend).to(world.device)
+        self.batch_size = config.batch_size // world.size
+        self.sampler = DistributedSampler(range(len(splits.train)), num_replicas=world.size,
+                                          rank=world.rank, shuffle=True, seed=config.seed)
+        self.steps_per_epoch = math.ceil(len(self.sampler) / self.batch_size)
+        self.optimizer = _optimizer(config, self.model.parameters())
+        self.scheduler = _scheduler(config, self.optimizer, config.epochs * self.steps_per_epoch)
+        self.trained = (DistributedDataParallel(self.model) if world.size > 1 else self.model)
+        self.epoch = 0
+        self.best: Optional[Dict[str, float]] = None
+        self.writer = None
+        if tensorboard and world.is_main:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError as error:
+                raise TrainingError("--tensorboard needs the tensorboard package: pip install tensorboard") from error
+            self.writer = SummaryWriter(str(out / "tensorboard"))
+
+    # -- checkpoints -----------------------------------------------------------------
+    def save(self) -> None:
+        """Checkpoint after ``self.epoch`` (every process takes part; rank 0 writes)."""
+        rng = gather_objects(self.world, torch.get_rng_state())
+        cuda_rng = gather_objects(self.world, torch.cuda.get_rng_state(self.world.device)
+                                  if self.world.device.type == "cuda" else None)
+        if not self.world.is_main:
+            return
+        optimizer_tensors, optimizer_rest = checkpoint.flatten_optimizer(self.optimizer.state_dict())
+        trainer_tensors = dict(optimizer_tensors)
+        for rank, state in enumerate(rng):
+            trainer_tensors[f"rng.torch.rank{rank}"] = state
+        for rank, state in enumerate(cuda_rng):
+            if state is not None:
+                trainer_tensors[f"rng.cuda.rank{rank}"] = state
+        record = {"optimizer": optimizer_rest, "scheduler": self.scheduler.state_dict(),
+                  "best": self.best, "world_size": self.world.size}
+        checkpoint.save(self.out / "checkpoints", self.epoch, self.model.state_dict(), trainer_tensors, record)
+
+    def restore(self) -> bool:
+        """Load the last checkpoint if there is one; True if one was loaded."""
+        loaded = checkpoint.load(self.out / "checkpoints")
+        if loaded is None:
+            return False
+        record, model_state, trainer_tensors = loaded
+        if record["world_size"] != self.world.size:
+            raise TrainingError(f"the checkpoint in {self.out} was written by {record['world_size']} "
+                                f"process(es); resume it with the same number, not {self.world.size}")
+        self.model.load_state_dict(model_state)
+        self.optimizer.load_state_dict(checkpoint.unflatten_optimizer(trainer_tensors, record["optimizer"]))
+        self.scheduler.load_state_dict(record["scheduler"])
+        self.epoch, self.best = record["epoch"], record["best"]
+        torch.set_rng_state(trainer_tensors[f"rng.torch.rank{self.world.rank}"])
+        if self.world.device.type == "cuda":
+            torch.cuda.set_rng_state(trainer_tensors[f"rng.cuda.rank{self.world.rank}"], self.world.device)
+        return True
+
+    # -- the loop --------------------------------------------------------------------
+    def train_epoch(self) -> float:
+        """One pass over the training split; the mean training loss over all processes."""
+        self.trained.train()
+        self.sampler.set_epoch(self.epoch)
+        order = torch.tensor(list(self.sampler))
+        train = self.splits.train
+        loss_sum, seen = 0.0, 0
+        started = time.perf_counter()
+        bar = tqdm(total=self.steps_per_epoch, desc=f"epoch {self.epoch}/{self.config.epochs}",
+                   unit="batch", leave=False, dynamic_ncols=True,
+                   disable=None if self.progress else True)  # None: off when stderr is no terminal
+        with bar:
+            for step, start in enumerate(range(0, len(order), self.batch_size), 1):
+                chunk = order[start: start + self.batch_size]
+                x, y = train.x[chunk].to(self.world.device), train.y[chunk].to(self.world.device)
+                loss = self.task.loss(self.trained(x), y)
+                value = loss.item()
+                if any_true(self.world, not math.isfinite(value)):
+                    raise NonFiniteLoss(
+                        f"the training loss became non-finite ({value}) at epoch {self.epoch}, step {step}; "
+                        f"training stopped. The last good checkpoint (epoch {self.epoch - 1}) is in "
+                        f"{self.out / 'checkpoints'}. Try a lower --lr or a --clip.")
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if self.config.clip > 0:
+                    nn.utils.clip_grad_norm_(self.model.parameters(), self.config.clip)
+                self.optimizer.step()
+                self.scheduler.step()
+                loss_sum, seen = loss_sum + value * len(chunk), seen + len(chunk)
+                bar.update()
+                bar.set_postfix(loss=f"{loss_sum / seen:.4f}",
+                                seq_per_s=f"{seen * self.world.size / (time.perf_counter() - started):.0f}")
+        loss_sum, seen = all_sum(self.world, (loss_sum, seen))
+        return loss_sum / seen
+
+    def improved(self, value: float) -> bool:
+        if self.best is None:
+            return True
+        best = self.best["value"]
+        return value > best if self.task.higher_is_better else value < best
+
+    def run_epochs(self) -> None:
+        metric = self.task.metric
+        eval_batch = _eval_batch(self.config, self.task)
+        while self.epoch < self.config.epochs:
+            self.epoch += 1
+            started = time.perf_counter()
+            train_loss = self.train_epoch()
+            validation = evaluate(self.model, self.task, self.splits.validation, self.world, eval_batch)
+            seconds = time.perf_counter() - started
+            row = {"epoch": self.epoch, "train_loss": train_loss, f"validation_{metric}": validation,
+                   "lr": self.scheduler.get_last_lr()[0], "seconds": round(seconds, 3)}
+            better = self.improved(validation)
+            if better:
+                self.best = {"epoch": self.epoch, "value": validation}
+            if self.world.is_main:
+                # the metrics row first: a checkpoint always has its row (resume drops later rows)
+                with open(self.out / "metrics.jsonl", "a") as handle:
+                    handle.write(json.dumps(row) + "\n")
+                if better:
+                    checkpoint.save_best(self.out / "checkpoints", self.model.state_dict(), self.epoch, validation)
+                if self.writer is not None:
+                    for key in ("train_loss", f"validation_{metric}", "lr"):
+                        self.writer.add_scalar(key, row[key], self.epoch)
+            self.save()
+            if self.progress:
+                tqdm.write(f"epoch {self.epoch:3d}/{self.config.epochs}  train_loss {train_loss:.4f}  "
+                           f"validation_{metric} {validation:.4f}  {seconds:.1f} s" + ("  *" if better else ""))
+
+    def test(self) -> float:
+        self.model.load_state_dict(checkpoint.load_best(self.out / "checkpoints"))
+        return evaluate(self.model, self.task, self.splits.test, self.world, _eval_batch(self.config, self.task))
+
+
+def _prepare_out(out: Path, config: TrainConfig, resume: bool, world: World) -> None:
+    """Refuse to overwrite a run; on ``resume`` check the stored configuration matches."""
+    stored_path = out / "config.json"
+    if out.exists() and any(out.iterdir()) and not resume:
+        raise RunExists(f"the run directory {out} exists and is not empty; pass --resume to continue "
+                        f"that run, or choose another --out")
+    if resume and stored_path.exists():
+        stored = json.loads(stored_path.read_text())
+        differing = sorted(key for key, value in config.to_dict().items() if stored.get(key) != value)
+        if differing:
+            details = ", ".join(f"{key}: {stored.get(key)!r} -> {getattr(config, key)!r}" for key in differing)
+            raise TrainingError(f"cannot resume {out}: its configuration differs ({details})")
+    if world.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        checkpoint.write_json(stored_path, config.to_dict())
+
+
+def _truncate_metrics(out: Path, epoch: int) -> None:
+    """Keep the metrics rows of epochs up to the checkpoint's (later ones are redone)."""
+    rows = [row for row in read_metrics(out) if row["epoch"] <= epoch]
+    temporary = out / ".metrics.jsonl.tmp"
+    temporary.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    temporary.replace(out / "metrics.jsonl")
+
+
+def train(config: TrainConfig, out, resume: bool = False, tensorboard: bool = False,
+          progress: bool = True) -> Dict[str, Any]:
+    """Train, validate every epoch, test the best-validation weights; return the summary.
+
+    Args:
+        config: the run's configuration (``None`` hyperparameters take the task's defaults).
+        out: the run directory; refused if it exists and is not empty, unless ``resume``.
+        resume: continue from the last checkpoint in ``out`` (or start, if there is none).
+        tensorboard: also write TensorBoard scalars to ``out/tensorboard``.
+        progress: show a progress bar and one line per epoch (rank 0 only).
+
+    Raises:
+        ValueError: a bad option (unknown task or cell, out-of-range value).
+        gatedrnn.tasks.DataUnavailable: the task's data is missing.
+        TrainingError: the run directory exists, a resume does not match, or the loss
+            became non-finite (:class:`NonFiniteLoss`; the last good checkpoint stays).
+    """
+    out = Path(out)
+    task = tasks.get(config.task, data_dir=config.data_dir, seq_len=config.seq_len, delay=config.delay)
+    config = config.resolved(task.defaults)
+    world = setup(config.device)
+    try:
+        if config.batch_size % world.size:
+            raise ValueError(f"batch_size {config.batch_size} must be a multiple of the "
+                             f"{world.size} processes (it is the global batch)")
+        splits = task.load().head(config.limit)  # before touching out: missing data leaves no trace
+        _prepare_out(out, config, resume, world)
+        run = _Run(config, task, splits, out, world, progress, tensorboard)
+        restored = run.restore() if resume else False
+        if world.is_main:
+            _truncate_metrics(out, run.epoch if restored else 0)
+        started = time.perf_counter()
+        run.run_epochs()
+        test_value = run.test()
+        summary = _summary(run, test_value, time.perf_counter() - started)
+        if world.is_main:
+            checkpoint.write_json(out / "summary.json", summary)
+            from ..inspect.plots import learning_curves
+
+            learning_curves({config.cell: read_metrics(out)}, task.metric, out / "curves.png")
+            if run.writer is not None:
+                run.writer.close()
+        return summary
+    finally:
+        teardown(world)
+
+
+def _summary(run: _Run, test_value: float, wall_seconds: float) -> Dict[str, Any]:
+    rows = read_metrics(run.out) if run.world.is_main else []
+    seconds = sum(row["seconds"] for row in rows)
+    metric = run.task.metric
+    sample = run.splits.train.x[:2].to(run.world.device)
+    layer = getattr(run.model, "recurrent", None)
+    backend = (backends.resolve(layer.backend, layer, sample.transpose(0, 1))
+               if layer is not None else "torch")
+    return {
+        "task": run.task.name, "cell": run.config.cell, "metric": metric,
+        f"test_{metric}": test_value,
+        "best_epoch": run.best["epoch"], f"best_validation_{metric}": run.best["value"],
+        "epochs": run.config.epochs, "seconds": round(seconds, 3),
+        "seconds_per_epoch": round(seconds / max(len(rows), 1), 3),
+        "wall_seconds_this_invocation": round(wall_seconds, 3),
+        "parameters": sum(p.numel() for p in run.model.parameters()),
+        "world_size": run.world.size, "device": str(run.world.device), "backend": backend,
+        "task_options": run.task.options(), "baselines": run.splits.baselines,
+        "train_examples": len(run.splits.train), "versions": _versions(),
+    }
