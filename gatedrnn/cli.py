@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -88,6 +89,8 @@ def _train(args: argparse.Namespace) -> int:
     def job() -> None:
         summary = train(config, out, resume=args.resume, tensorboard=args.tensorboard,
                         progress=not args.quiet)
+        if os.environ.get("RANK", "0") != "0":
+            return  # under torchrun, rank 0 reports
         metric = summary["metric"]
         baselines = "".join(f", {k.replace('_', ' ')} {v:.4f}" for k, v in summary["baselines"].items())
         print(f"test {metric} {summary[f'test_{metric}']:.4f} (best validation epoch "

@@ -1,5 +1,5 @@
 """Pictures of a recorded cell: gate heatmaps, forget-gate histogram, cell vs output,
-gradient flow over time. Needs matplotlib (``pip install gatedrnn[inspect]``).
+gradient flow over time, learning curves (matplotlib, a dependency of gatedrnn).
 
 Every function writes one PNG of a fixed size (``figure_size(...)`` inches at
 :data:`DPI`; no tight bounding box, so the pixel size is known in advance), closes

@@ -21,7 +21,7 @@ class Digits(ClassificationTask):
     name = "digits"
     description = "scikit-learn 8x8 digits pixel by pixel, 64 steps, 10 classes (1257/180/360)"
     input_size, output_size, seq_len = 1, 10, 64
-    defaults = {"hidden": 128, "epochs": 40, "batch_size": 50, "lr": 5e-3, "head": "mean"}
+    defaults = {"hidden": 128, "epochs": 40, "batch_size": 50, "lr": 2e-2, "head": "mean"}
     permuted = False
 
     def load(self) -> Splits:

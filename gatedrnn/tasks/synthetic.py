@@ -71,7 +71,7 @@ class Adding(RegressionTask):
     name = "adding"
     description = "adding problem: sum of the two marked values, T steps x 2 features (MSE)"
     input_size = 2
-    defaults = {"hidden": 128, "epochs": 10, "batch_size": 50, "lr": 1e-3, "head": "last", "clip": 1.0}
+    defaults = {"hidden": 128, "epochs": 10, "batch_size": 50, "lr": 1e-2, "head": "last", "clip": 1.0}
 
     def __init__(self, seq_len: int = 200) -> None:
         self.seq_len = _check_length("seq_len", seq_len, 2)
