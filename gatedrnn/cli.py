@@ -15,6 +15,8 @@ from .models import CELLS, HEADS
 BACKEND_CHOICES = ("auto", "torch", "native", "fused", "reference")
 #: what ``gatedrnn compare`` runs with no arguments (the Quickstart's main job)
 COMPARE_DEFAULTS = {"task": "mnist1d", "cells": "lstm,gru,janet", "seeds": 1}
+#: epochs of the short run ``gatedrnn inspect --task T --cell C`` trains (MNIST-1D JANET: ~94%)
+INSPECT_EPOCHS = 10
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -119,6 +121,39 @@ def _compare(args: argparse.Namespace) -> int:
     return _run_training("compare", job)
 
 
+def _inspect(args: argparse.Namespace) -> int:
+    """``gatedrnn inspect RUN_DIR`` or ``gatedrnn inspect --task T --cell C``: report.html."""
+    fresh = args.task is not None or args.cell is not None
+    if args.run_dir is not None and fresh:
+        return _fail("inspect", ValueError("give either RUN_DIR or --task and --cell, not both"), 2)
+    if args.run_dir is None and not fresh:
+        return _fail("inspect", ValueError("give RUN_DIR (a gatedrnn train directory) or --task "
+                                           "and --cell"), 2)
+    if fresh and (args.task is None or args.cell is None):
+        return _fail("inspect", ValueError("--task and --cell go together: give both"), 2)
+    if not fresh and args.epochs is not None:
+        return _fail("inspect", ValueError("--epochs trains a fresh run: it needs --task and --cell, "
+                                           "not RUN_DIR"), 2)
+    if args.examples < 1:
+        return _fail("inspect", ValueError(f"--examples must be >= 1, got {args.examples}"), 2)
+    from .inspect.report import inspect_fresh, inspect_run
+
+    def job() -> None:
+        if fresh:
+            out = args.out or f"runs/inspect-{args.task}-{args.cell}"
+            epochs = INSPECT_EPOCHS if args.epochs is None else args.epochs
+            print(f"training {args.cell} on {args.task} for {epochs} epochs in {Path(out) / 'run'}")
+            report = inspect_fresh(args.task, args.cell, out, epochs=epochs, examples=args.examples)
+        else:
+            report = inspect_run(args.run_dir, out=args.out, examples=args.examples)
+        print(f"written: {report}")
+
+    try:
+        return _run_training("inspect", job)
+    except FileNotFoundError as error:  # no such run directory, config.json or weights
+        return _fail("inspect", error, 1)
+
+
 def _tasks(args: argparse.Namespace) -> int:
     from . import tasks
 
@@ -220,6 +255,20 @@ def build_parser() -> argparse.ArgumentParser:
                                          "finished runs in it are reused")
     _add_training_options(comparing)
     comparing.set_defaults(handler=_compare)
+
+    inspecting = commands.add_parser(
+        "inspect", help="an HTML report of a run: gates, states, gradient flow, metrics",
+        description="Write report.html (figures embedded, also as PNG files beside it) about the "
+                    "run in RUN_DIR, or about a short run trained now with --task and --cell.")
+    inspecting.add_argument("run_dir", nargs="?", metavar="RUN_DIR",
+                            help="a directory written by gatedrnn train")
+    inspecting.add_argument("--task", choices=tasks.names(), help="train a short run on this task")
+    inspecting.add_argument("--cell", choices=CELLS, help="... with this cell")
+    inspecting.add_argument("--epochs", type=int, help=f"epochs of that short run (default {INSPECT_EPOCHS})")
+    inspecting.add_argument("--out", help="report directory (default RUN_DIR/inspect, or "
+                                          "runs/inspect-TASK-CELL with --task)")
+    inspecting.add_argument("--examples", type=int, default=8, help="test sequences to record")
+    inspecting.set_defaults(handler=_inspect)
 
     listing_tasks = commands.add_parser("tasks", help="list the tasks")
     listing_tasks.set_defaults(handler=_tasks)

@@ -26,7 +26,9 @@ from .summary import LayerRow, layer_rows, summary_table
 
 _PLOTS = ("gate_heatmaps", "forget_histogram", "cell_vs_output", "gradient_flow_comparison",
           "learning_curves")
-__all__ += ["summary_table", "layer_rows", "LayerRow", *_PLOTS]
+# the HTML report (gatedrnn.inspect.report) draws with plots, so it is imported lazily too
+_REPORT = ("inspect_run", "inspect_fresh")
+__all__ += ["summary_table", "layer_rows", "LayerRow", *_PLOTS, *_REPORT]
 
 
 def __getattr__(name):
@@ -34,4 +36,8 @@ def __getattr__(name):
         from . import plots
 
         return getattr(plots, name)
+    if name in _REPORT:
+        from . import report
+
+        return getattr(report, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
