@@ -31,8 +31,9 @@ inside; a ``batch_first`` layer's input and output are transposed at the graph's
 Graph inputs and outputs (batch and time are dynamic axes, named ``batch``, ``time``):
 
 * a layer (or ``TimeReversed(layer)``): input ``input`` (T, B, I) ((B, T, I) with
-  ``batch_first``); when ``example_input`` is ``(x, hx)`` also ``h0`` (L*D, B, H_out)
-  and, for the LSTM, ``c0`` (L*D, B, H); outputs ``output`` (T, B, D*H_out) (or
+  ``batch_first``) and the optional inputs ``h0`` (L*D, B, H_out) and, for the LSTM,
+  ``c0`` (L*D, B, H), which default to zeros when not fed (each is also an initializer
+  of zeros with batch 1, expanded to the input's batch); outputs ``output`` (T, B, D*H_out) (or
   batch-first), ``h_n`` and, for the LSTM, ``c_n``, as the layer returns them.
 * ``nn.Sequential(layer, head, ...)``: input ``input``, output ``output`` (B, F).
 """
@@ -275,9 +276,10 @@ def export_onnx(module: nn.Module, example_input, path=None):
             layer, or ``nn.Sequential(layer, head, ...)`` with a head (``LastStep``,
             ``MeanPool``, ``MaxPool``) followed by ``Linear`` / activations.
         example_input: a 3-D float tensor as the module takes it ((T, B, I), or
-            (B, T, I) with ``batch_first``), or ``(x, hx)`` for a layer, which adds the
-            initial states as graph inputs ``h0`` (and ``c0``). Its batch and time
-            sizes are not fixed in the graph. The module is run on it once to check it.
+            (B, T, I) with ``batch_first``), or ``(x, hx)`` for a layer. Its batch and
+            time sizes are not fixed in the graph. The module is run on it once to
+            check it. A bare layer's graph always has the initial states as optional
+            inputs ``h0`` (and ``c0``): feed them, or leave them out for zeros.
         path: where to save the model (a path or file object), or None.
 
     The export is for inference: dropout is left out; parameters are written as
@@ -327,10 +329,21 @@ def export_onnx(module: nn.Module, example_input, path=None):
     depth = layer.num_layers * layer.num_directions
     sizes = [layer.real_hidden_size, layer.hidden_size]
     states0 = None
-    if hx is not None:
-        states0 = [f"{n}0" for n in state_names]
-        inputs += [helper.make_tensor_value_info(n, _FLOAT, [depth, "batch", size])
-                   for n, size in zip(states0, sizes)]
+    if not tail:
+        # Optional initial states: a graph input with an initializer of the same name may
+        # be left out (the initializer, zeros of batch 1, is then used) or fed (L*D, B, .);
+        # Expand broadcasts either to the input's batch.
+        from onnx import numpy_helper
+
+        shape_of_x = g.op("Shape", [x])
+        batch = g.op("Slice", [shape_of_x, g.const("one", _i64([1])), g.const("two", _i64([2]))])
+        states0 = []
+        for n, size in zip(state_names, sizes):
+            name = f"{n}0"
+            inputs.append(helper.make_tensor_value_info(name, _FLOAT, [depth, "state_batch", size]))
+            g.root.initializers.append(numpy_helper.from_array(np.zeros((depth, 1, size), np.float32), name))
+            target = g.op("Concat", [g.const("depth", _i64([depth])), batch, g.const("size", _i64([size]))], axis=0)
+            states0.append(g.op("Expand", [name, target]))
 
     y, finals = _recurrent(g, recurrent, x, states0)
     if tail:

@@ -276,18 +276,21 @@ def check_export(module, layer, with_states):
     x, hx = example(layer, 4, 2, with_states, 0)
     model = gr.export_onnx(module, x if hx is None else (x, hx))
     sess = session(model)
+    bare_layer = not isinstance(module, torch.nn.Sequential)
     for t, b in ((9, 5), (1, 1), (4, 2)):
-        x, hx = example(layer, t, b, with_states, t)
-        feeds = {"input": x.numpy()}
-        if hx is not None:
-            states = list(hx) if isinstance(hx, tuple) else [hx]
-            feeds.update({n: s.numpy() for n, s in zip(("h0", "c0"), states)})
-        with torch.no_grad():
-            expected = torch_outputs(module(x) if hx is None else module(x, hx))
-        got = sess.run(None, feeds)
-        assert len(got) == len(expected)
-        for e, o in zip(expected, got):
-            np.testing.assert_allclose(o, e.numpy(), rtol=0, atol=1e-4)
+        # the initial states are optional inputs of every layer's graph: fed or left out
+        for feed_states in ((False, True) if bare_layer else (False,)):
+            x, hx = example(layer, t, b, feed_states, t)
+            feeds = {"input": x.numpy()}
+            if hx is not None:
+                states = list(hx) if isinstance(hx, tuple) else [hx]
+                feeds.update({n: s.numpy() for n, s in zip(("h0", "c0"), states)})
+            with torch.no_grad():
+                expected = torch_outputs(module(x) if hx is None else module(x, hx))
+            got = sess.run(None, feeds)
+            assert len(got) == len(expected)
+            for e, o in zip(expected, got):
+                np.testing.assert_allclose(o, e.numpy(), rtol=0, atol=1e-4)
     return model
 
 
@@ -305,7 +308,7 @@ def test_export_onnx_layers_in_onnxruntime(name, shape, with_states):
         assert {"LSTM": "LSTM", "GRU": "GRU", "RNN": "RNN"}[type(layer).__name__] in ops
         assert "Scan" not in ops
     assert [i.name for i in model.graph.input] == ["input"] + (
-        ["h0", "c0"] if with_states and isinstance(layer, gr.LSTM) else ["h0"] if with_states else [])
+        ["h0", "c0"] if isinstance(layer, gr.LSTM) else ["h0"])
 
 
 @pytest.mark.parametrize("name", ["lstm", "janet (Scan)"])
