@@ -10,6 +10,7 @@ from . import convert
 from .cell_modules import GRUCell, JANETCell, LSTMCell, RNNCell
 from .heads import LastStep, MaxPool, MeanPool
 from .layers import GRU, JANET, LSTM, RNN
+from .min_rnn import MinGRU, MinGRUCell, MinLSTM, MinLSTMCell
 from .onnx_export import export_onnx
 
 __version__ = "0.1.0"
@@ -17,6 +18,7 @@ __version__ = "0.1.0"
 __all__ = [
     "RNN", "LSTM", "GRU", "JANET",
     "RNNCell", "LSTMCell", "GRUCell", "JANETCell",
+    "MinGRU", "MinLSTM", "MinGRUCell", "MinLSTMCell",
     "LastStep", "MeanPool", "MaxPool",
     "export_onnx",
     "backends", "cells", "convert", "init", "inspect",

@@ -1,0 +1,477 @@
+r"""minGRU and minLSTM: the minimal RNNs of Feng et al. (2024), "Were RNNs All We Needed?".
+
+Their gates read the input only, never the previous state, so each step is linear in h:
+
+.. math:: h_t = a_t \odot h_{t-1} + b_t, \qquad a_t, b_t \text{ functions of } x_t \text{ only}
+
+and a whole sequence can be computed by a scan over time instead of a loop. Both cells use
+the paper's stable variant: the candidate goes through
+
+.. math:: g(x) = x + 0.5 \ (x \ge 0), \qquad g(x) = \sigma(x) \ (x < 0)
+
+which is positive, so a_t and b_t are positive and the scan runs in log space
+(:func:`parallel_scan_log`). Both modes compute the same function:
+
+* ``mode="scan"`` (default, training): the paper's log-space parallel scan, no loop over
+  time in Python;
+* ``mode="sequential"``: the paper's sequential form, one step at a time in linear space,
+  as :class:`MinGRUCell` / :class:`MinLSTMCell` run it for step-by-step inference.
+
+Initial state: ``hx`` is the state h_0 itself (any real values; ``h_n`` fed back as
+``hx`` continues a sequence exactly). ``hx=None`` means h_0 = g(0) = 0.5 everywhere, the
+paper's convention: its code feeds a zero h_0 through ``log_g``.
+
+This module is self-contained: the layers reuse :mod:`gatedrnn.validation`,
+:mod:`gatedrnn.sequences` and :mod:`gatedrnn.parameters` but not
+:class:`gatedrnn.layers.RecurrentBase`, whose cells all have recurrent weights; a
+minimal RNN has none (no ``weight_hh``/``bias_hh``).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, List, Optional, Tuple, Union
+
+import torch
+from torch import Tensor, nn
+import torch.nn.functional as F
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
+
+from .parameters import register, reset_uniform_
+from .sequences import reverse_within_lengths, to_time_major, valid_mask
+from .validation import check_dropout, check_hx, check_input, check_int, check_sizes
+
+__all__ = [
+    "MinGRU", "MinLSTM", "MinGRUCell", "MinLSTMCell",
+    "g", "log_g", "parallel_scan_log",
+    "min_gru_step", "min_lstm_step", "min_gru_log_terms", "min_lstm_log_terms",
+]
+
+MODES = ("scan", "sequential")
+#: h_0 when ``hx`` is None: g(0), as the paper's code (a zero h_0 through log_g).
+DEFAULT_H0 = 0.5
+
+
+# -- the equations ---------------------------------------------------------------------
+
+
+def g(x: Tensor) -> Tensor:
+    r"""The paper's positive activation: :math:`x + 0.5` for :math:`x \ge 0`, else
+    :math:`\sigma(x)` (continuous at 0, value 0.5, slope 1 on the right, 1/4 on the left)."""
+    return torch.where(x >= 0, x + 0.5, torch.sigmoid(x))
+
+
+def log_g(x: Tensor) -> Tensor:
+    r""":math:`\log g(x)` computed stably: :math:`\log(x + 0.5)` for :math:`x \ge 0`, else
+    :math:`-\mathrm{softplus}(-x)`."""
+    # relu keeps the log's argument >= 0.5 in the branch torch.where discards, so
+    # neither the value nor its gradient there can be inf or NaN.
+    return torch.where(x >= 0, torch.log(F.relu(x) + 0.5), -F.softplus(-x))
+
+
+def parallel_scan_log(log_coeffs: Tensor, log_values: Tensor,
+                      h0: Optional[Tensor] = None) -> Tensor:
+    r"""The paper's log-space parallel scan of :math:`h_t = a_t h_{t-1} + b_t` over dim 0.
+
+    With :math:`A_t = \sum_{s \le t} \log a_s` (``a_star``),
+
+    .. math::
+        h_t = e^{A_t} h_0 + \exp\Big(A_t + \operatorname{logcumsumexp}_{s \le t}
+              (\log b_s - A_s)\Big)
+
+    which is :math:`h_t = (\prod_{s \le t} a_s) h_0 + \sum_{s \le t} (\prod_{s < r \le t}
+    a_r) b_s`. The h_0 term is kept outside log space, so h_0 may be any real number;
+    the paper puts log h_0 first in ``log_values`` instead, which needs h_0 > 0.
+
+    Args:
+        log_coeffs: :math:`\log a_t`, (T, ...). A step with log a = 0 and log b = -inf
+            leaves the state unchanged (how padded steps are frozen).
+        log_values: :math:`\log b_t`, (T, ...).
+        h0: the state before the first step, broadcastable to ``log_values[0]``
+            (None: zero).
+
+    Returns:
+        h: (T, ...), h_1 ... h_T.
+
+    Example::
+
+        >>> a, b = torch.rand(5, 3), torch.rand(5, 3)
+        >>> h = parallel_scan_log(a.log(), b.log(), torch.ones(3))
+        >>> torch.allclose(h[1], a[1] * (a[0] + b[0]) + b[1])
+        True
+    """
+    a_star = torch.cumsum(log_coeffs, dim=0)  # (T, ...)
+    h = torch.exp(a_star + torch.logcumsumexp(log_values - a_star, dim=0))  # (T, ...)
+    if h0 is not None:
+        h = h + torch.exp(a_star) * h0
+    return h
+
+
+def min_gru_log_terms(xw: Tensor) -> Tuple[Tensor, Tensor]:
+    r"""minGRU's :math:`(\log a_t, \log b_t)` from ``xw`` (..., 2H), blocks k (z), k_h:
+
+    .. math::
+        \log(1 - z_t) = -\mathrm{softplus}(k_t), \qquad
+        \log(z_t\, g(\tilde h_t)) = -\mathrm{softplus}(-k_t) + \log g(k_{h,t})
+
+    Returns two (..., H) tensors.
+    """
+    k, k_h = xw.chunk(2, dim=-1)  # (..., H) each
+    return -F.softplus(k), -F.softplus(-k) + log_g(k_h)
+
+
+def min_lstm_log_terms(xw: Tensor) -> Tuple[Tensor, Tensor]:
+    r"""minLSTM's :math:`(\log f'_t, \log(i'_t\, g(\tilde h_t)))` from ``xw`` (..., 3H),
+    blocks k_f, k_i, k_h. With :math:`d = \mathrm{softplus}(-k_f) - \mathrm{softplus}(-k_i)
+    = \log(i_t / f_t)`:
+
+    .. math::
+        \log f'_t = -\mathrm{softplus}(d), \qquad
+        \log i'_t = -\mathrm{softplus}(-d)
+
+    Returns two (..., H) tensors.
+    """
+    k_f, k_i, k_h = xw.chunk(3, dim=-1)  # (..., H) each
+    diff = F.softplus(-k_f) - F.softplus(-k_i)  # log(i / f)
+    return -F.softplus(diff), -F.softplus(-diff) + log_g(k_h)
+
+
+def min_gru_step(xw: Tensor, h: Tensor) -> Tensor:
+    r"""One minGRU step in linear space, as the paper's sequential mode.
+
+    .. math::
+        z_t = \sigma(k_t), \quad \tilde h_t = g(k_{h,t}), \quad
+        h_t = (1 - z_t) \odot h_{t-1} + z_t \odot \tilde h_t
+
+    ``xw`` (B, 2H) = ``W_ih x_t + b_ih`` with blocks z, h; ``h`` (B, H). Returns (B, H).
+    """
+    k, k_h = xw.chunk(2, dim=-1)  # (B, H) each
+    z = torch.sigmoid(k)
+    return (1 - z) * h + z * g(k_h)
+
+
+def min_lstm_step(xw: Tensor, h: Tensor) -> Tensor:
+    r"""One minLSTM step in linear space, as the paper's sequential mode.
+
+    .. math::
+        f_t = \sigma(k_{f,t}), \quad i_t = \sigma(k_{i,t}), \quad
+        f'_t = \frac{f_t}{f_t + i_t}, \quad i'_t = \frac{i_t}{f_t + i_t}, \quad
+        h_t = f'_t \odot h_{t-1} + i'_t \odot g(k_{h,t})
+
+    ``xw`` (B, 3H) = ``W_ih x_t + b_ih`` with blocks f, i, h; ``h`` (B, H). Returns (B, H).
+    """
+    k_f, k_i, k_h = xw.chunk(3, dim=-1)  # (B, H) each
+    f, i = torch.sigmoid(k_f), torch.sigmoid(k_i)
+    total = f + i
+    return (f / total) * h + (i / total) * g(k_h)
+
+
+def _check_mode(mode) -> str:
+    if not isinstance(mode, str):
+        raise TypeError(f"mode must be a str, one of {MODES}, got {type(mode).__name__} ({mode!r})")
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    return mode
+
+
+# -- layers ------------------------------------------------------------------------------
+
+
+class MinRNNBase(nn.Module):
+    """A stack of minimal-RNN layers; see :class:`MinGRU` for the interface.
+
+    Subclasses set ``gates`` (the blocks of ``weight_ih``), ``log_terms`` (for the scan)
+    and ``step`` (for the sequential mode).
+    """
+
+    gates: Tuple[str, ...] = ()
+    log_terms: Callable[[Tensor], Tuple[Tensor, Tensor]]
+    step: Callable[[Tensor, Tensor], Tensor]
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
+                 bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
+                 bidirectional: bool = False, mode: str = "scan", device=None,
+                 dtype=None) -> None:
+        super().__init__()
+        self.input_size, self.hidden_size, _ = check_sizes(input_size, hidden_size, 0)
+        self.num_layers = check_int("num_layers", num_layers, 1)
+        self.bias = bool(bias)
+        self.batch_first = bool(batch_first)
+        self.dropout = check_dropout(dropout)
+        self.bidirectional = bool(bidirectional)
+        self.mode = mode
+
+        factory_kwargs = {"device": device, "dtype": dtype}
+        gh = len(self.gates) * self.hidden_size
+        self._all_weights: List[List[str]] = []
+        for layer in range(self.num_layers):
+            layer_input = self.input_size if layer == 0 else self.output_size
+            for direction in range(self.num_directions):
+                suffix = self._suffix(layer, direction)
+                shapes = {"weight_ih": (gh, layer_input)}
+                if self.bias:
+                    shapes["bias_ih"] = (gh,)
+                register(self, shapes, suffix, factory_kwargs)
+                self._all_weights.append([name + suffix for name in shapes])
+        self.reset_parameters()
+
+    @property
+    def mode(self) -> str:
+        """``"scan"`` (log-space parallel scan) or ``"sequential"`` (a loop over steps)."""
+        return self._mode
+
+    @mode.setter
+    def mode(self, mode: str) -> None:
+        self._mode = _check_mode(mode)
+
+    @property
+    def num_directions(self) -> int:
+        return 2 if self.bidirectional else 1
+
+    @property
+    def output_size(self) -> int:
+        """Feature size of the output: directions x hidden size."""
+        return self.num_directions * self.hidden_size
+
+    @property
+    def all_weights(self) -> List[List[nn.Parameter]]:
+        """Parameters grouped per layer and direction, as ``torch.nn.RNNBase``."""
+        return [[getattr(self, name) for name in names] for names in self._all_weights]
+
+    @staticmethod
+    def _suffix(layer: int, direction: int) -> str:
+        return f"_l{layer}" + ("_reverse" if direction == 1 else "")
+
+    def reset_parameters(self) -> None:
+        """torch.nn's initialisation: every parameter ~ U(-1/sqrt(H), 1/sqrt(H))."""
+        reset_uniform_(self.parameters(), self.hidden_size)
+
+    def extra_repr(self) -> str:
+        s = f"{self.input_size}, {self.hidden_size}"
+        defaults = dict(num_layers=1, bias=True, batch_first=False, dropout=0.0,
+                        bidirectional=False, mode="scan")
+        for name, default in defaults.items():
+            if getattr(self, name) != default:
+                s += f", {name}={getattr(self, name)!r}"
+        return s
+
+    def _prepare_state(self, hx, batch: int, batched: bool, x: Tensor) -> Tensor:
+        """-> h_0 (L*D, B, H)."""
+        layers = self.num_layers * self.num_directions
+        if hx is None:
+            return x.new_full((layers, batch, self.hidden_size), DEFAULT_H0)
+        shape = (layers, batch, self.hidden_size) if batched else (layers, self.hidden_size)
+        (h0,) = check_hx(hx, [shape], self.weight_ih_l0)
+        return h0 if batched else h0.unsqueeze(1)
+
+    def _run_direction(self, x: Tensor, h0: Tensor, lengths: Optional[Tensor],
+                       pad: Optional[Tensor], layer: int, direction: int) -> Tuple[Tensor, Tensor]:
+        """One layer in one direction: x (T, B, I_l), h0 (B, H) -> (output (T, B, H), h_n (B, H))."""
+        suffix = self._suffix(layer, direction)
+        bias = getattr(self, "bias_ih" + suffix) if self.bias else None
+        xw = F.linear(x, getattr(self, "weight_ih" + suffix), bias)  # (T, B, G*H)
+        if direction == 1:  # the backward direction is the forward scan of each reversed sequence
+            xw = reverse_within_lengths(xw, lengths)
+        if self.mode == "scan":
+            log_coeffs, log_values = self.log_terms(xw)  # (T, B, H) each
+            if pad is not None:  # a = 1, b = 0: the state stays frozen past each length
+                log_coeffs = log_coeffs.masked_fill(pad, 0.0)
+                log_values = log_values.masked_fill(pad, float("-inf"))
+            h = parallel_scan_log(log_coeffs, log_values, h0)  # (T, B, H)
+        else:
+            # unbind, not xw[t]: its backward stacks the T step gradients once, where
+            # indexing would add a zero-padded (T, B, G*H) gradient for every step.
+            h, states = h0, []
+            pads = [None] * xw.size(0) if pad is None else pad.unbind(0)
+            for xw_t, pad_t in zip(xw.unbind(0), pads):
+                new = self.step(xw_t, h)  # (B, H)
+                h = new if pad_t is None else torch.where(pad_t, h, new)
+                states.append(h)
+            h = torch.stack(states)  # (T, B, H)
+        h_n = h[-1]  # frozen past each length, so the last row is each sequence's final state
+        if pad is not None:  # zero outputs past each length, as the other layers do
+            h = h.masked_fill(pad, 0.0)
+        if direction == 1:
+            h = reverse_within_lengths(h, lengths)
+        return h, h_n
+
+    def forward(self, input: Union[Tensor, PackedSequence],
+                hx: Optional[Tensor] = None) -> Tuple[Union[Tensor, PackedSequence], Tensor]:
+        if isinstance(input, PackedSequence):
+            check_input("input", input.data, self.input_size, (2,), self.weight_ih_l0)
+        else:
+            check_input("input", input, self.input_size, (2, 3), self.weight_ih_l0)
+        x, lengths, batched = to_time_major(input, self.batch_first)  # (T, B, I)
+        h0 = self._prepare_state(hx, x.size(1), batched, x)  # (L*D, B, H)
+        pad = None if lengths is None else ~valid_mask(x.size(0), lengths).unsqueeze(-1)  # (T, B, 1)
+
+        finals = []
+        for layer in range(self.num_layers):
+            outputs = []
+            for direction in range(self.num_directions):
+                index = layer * self.num_directions + direction
+                output, h_n = self._run_direction(x, h0[index], lengths, pad, layer, direction)
+                outputs.append(output)
+                finals.append(h_n)
+            x = torch.cat(outputs, dim=-1) if len(outputs) > 1 else outputs[0]  # (T, B, D*H)
+            if self.dropout > 0 and self.training and layer < self.num_layers - 1:
+                x = F.dropout(x, self.dropout, training=True)
+        h_n = torch.stack(finals)  # (L*D, B, H)
+
+        if isinstance(input, PackedSequence):
+            order = input.sorted_indices
+            if order is not None:  # back to the packed (descending length) order
+                x, lengths = x.index_select(1, order), lengths[order.cpu()]
+            data = pack_padded_sequence(x, lengths.cpu()).data  # (sum of lengths, D*H)
+            return PackedSequence(data, input.batch_sizes, order, input.unsorted_indices), h_n
+        if not batched:
+            return x.squeeze(1), h_n.squeeze(1)  # (T, D*H), (L*D, H)
+        return (x.transpose(0, 1) if self.batch_first else x), h_n
+
+
+class MinGRU(MinRNNBase):
+    r"""minGRU layer (Feng et al. 2024), with the interface of ``torch.nn.GRU``.
+
+    Gate blocks z, h (``weight_ih_l{k}`` is (2H, I_k), ``bias_ih_l{k}`` (2H,)); there is
+    no ``weight_hh``/``bias_hh``: the gates read x_t only.
+
+    .. math::
+        z_t &= \sigma(W_{iz} x_t + b_{iz}) \\
+        \tilde h_t &= g(W_{i\tilde h} x_t + b_{i\tilde h}), \quad
+            g(x) = x + 0.5 \ (x \ge 0), \ \sigma(x) \ (x < 0) \\
+        h_t &= (1 - z_t) \odot h_{t-1} + z_t \odot \tilde h_t
+
+    ``mode="scan"`` computes all steps at once with :func:`parallel_scan_log`
+    (log a_t = -softplus(k_z), log b_t = -softplus(-k_z) + log g(k_h));
+    ``mode="sequential"`` runs the step above in a loop; both give the same outputs and
+    gradients. ``hx=None`` means h_0 = g(0) = 0.5 (the paper's convention); a given
+    ``hx`` is h_0 itself, any real values.
+
+    Args:
+        input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
+        device, dtype: as ``torch.nn.GRU``.
+        mode: ``"scan"`` (default) or ``"sequential"``; may be changed after construction.
+
+    Shapes: input (T, B, I), (B, T, I) with ``batch_first``, unbatched (T, I), or a
+    ``PackedSequence``; ``hx`` (L*D, B, H) or (L*D, H) unbatched. Returns ``output``
+    (T, B, D*H) (same layout as the input) and ``h_n`` (L*D, B, H).
+
+    Example::
+
+        >>> gru = MinGRU(10, 20, num_layers=2, batch_first=True)
+        >>> output, h_n = gru(torch.randn(3, 5, 10))
+        >>> output.shape, h_n.shape
+        (torch.Size([3, 5, 20]), torch.Size([2, 3, 20]))
+    """
+
+    gates = ("z", "h")
+    log_terms = staticmethod(min_gru_log_terms)
+    step = staticmethod(min_gru_step)
+
+
+class MinLSTM(MinRNNBase):
+    r"""minLSTM layer (Feng et al. 2024), with the interface of ``torch.nn.GRU``.
+
+    Gate blocks f, i, h (``weight_ih_l{k}`` is (3H, I_k), ``bias_ih_l{k}`` (3H,)); no
+    ``weight_hh``/``bias_hh``, and no cell state: h is the only state.
+
+    .. math::
+        f_t &= \sigma(W_{if} x_t + b_{if}), \quad i_t = \sigma(W_{ii} x_t + b_{ii}) \\
+        f'_t &= \frac{f_t}{f_t + i_t}, \quad i'_t = \frac{i_t}{f_t + i_t} \\
+        h_t &= f'_t \odot h_{t-1} + i'_t \odot g(W_{i\tilde h} x_t + b_{i\tilde h})
+
+    ``mode="scan"`` uses :func:`parallel_scan_log` with log f'_t = -softplus(d),
+    log i'_t = -softplus(-d), d = softplus(-k_f) - softplus(-k_i). Arguments, modes,
+    ``hx`` (h_0 = 0.5 when None) and shapes as :class:`MinGRU`; forward returns
+    ``(output, h_n)``.
+
+    Example::
+
+        >>> lstm = MinLSTM(10, 20, bidirectional=True)
+        >>> output, h_n = lstm(torch.randn(5, 3, 10))
+        >>> output.shape, h_n.shape
+        (torch.Size([5, 3, 40]), torch.Size([2, 3, 20]))
+    """
+
+    gates = ("f", "i", "h")
+    log_terms = staticmethod(min_lstm_log_terms)
+    step = staticmethod(min_lstm_step)
+
+
+# -- single-step cells -------------------------------------------------------------------
+
+
+class MinCellBase(nn.Module):
+    """One step of a minimal RNN; subclasses set ``gates`` and ``step``."""
+
+    gates: Tuple[str, ...] = ()
+    step: Callable[[Tensor, Tensor], Tensor]
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True,
+                 device=None, dtype=None) -> None:
+        super().__init__()
+        self.input_size, self.hidden_size, _ = check_sizes(input_size, hidden_size, 0)
+        self.bias = bool(bias)
+        gh = len(self.gates) * self.hidden_size
+        shapes = {"weight_ih": (gh, self.input_size)}
+        if self.bias:
+            shapes["bias_ih"] = (gh,)
+        register(self, shapes, "", {"device": device, "dtype": dtype})
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """torch.nn's initialisation: every parameter ~ U(-1/sqrt(H), 1/sqrt(H))."""
+        reset_uniform_(self.parameters(), self.hidden_size)
+
+    def extra_repr(self) -> str:
+        return f"{self.input_size}, {self.hidden_size}" + ("" if self.bias else ", bias=False")
+
+    def forward(self, input: Tensor, hx: Optional[Tensor] = None) -> Tensor:
+        check_input("input", input, self.input_size, (1, 2), self.weight_ih)
+        batched = input.dim() == 2
+        x = input if batched else input.unsqueeze(0)  # (B, I)
+        if hx is None:
+            h = x.new_full((x.size(0), self.hidden_size), DEFAULT_H0)  # (B, H)
+        else:
+            shape = (x.size(0), self.hidden_size) if batched else (self.hidden_size,)
+            (h,) = check_hx(hx, [shape], self.weight_ih)
+            h = h if batched else h.unsqueeze(0)  # (B, H)
+        xw = F.linear(x, self.weight_ih, self.bias_ih if self.bias else None)  # (B, G*H)
+        h = self.step(xw, h)  # (B, H)
+        return h if batched else h.squeeze(0)
+
+
+class MinGRUCell(MinCellBase):
+    r"""One minGRU step (see :func:`min_gru_step`), with the parameters of one direction
+    of :class:`MinGRU` without the suffix: ``weight_ih`` (2H, I), ``bias_ih`` (2H,).
+
+    Input (B, I) or unbatched (I,); ``hx`` (B, H) / (H,), None meaning 0.5. Returns h'.
+
+    Example::
+
+        >>> cell = MinGRUCell(10, 20)
+        >>> h = None
+        >>> for x_t in torch.randn(5, 3, 10):
+        ...     h = cell(x_t, h)
+        >>> h.shape
+        torch.Size([3, 20])
+    """
+
+    gates = MinGRU.gates
+    step = staticmethod(min_gru_step)
+
+
+class MinLSTMCell(MinCellBase):
+    r"""One minLSTM step (see :func:`min_lstm_step`), with the parameters of one direction
+    of :class:`MinLSTM` without the suffix: ``weight_ih`` (3H, I), ``bias_ih`` (3H,).
+
+    Input (B, I) or unbatched (I,); ``hx`` (B, H) / (H,), None meaning 0.5. Returns h'.
+
+    Example::
+
+        >>> cell = MinLSTMCell(10, 20)
+        >>> cell(torch.randn(3, 10)).shape
+        torch.Size([3, 20])
+    """
+
+    gates = MinLSTM.gates
+    step = staticmethod(min_lstm_step)
