@@ -15,8 +15,8 @@ On CPU, training flushes denormal floats to zero (``torch.set_flush_denormal``):
 they arise in the backward pass of long sequences with sparse inputs and made
 ``torch.nn.LSTM`` 9x slower on the adding problem here.
 
-Reproducibility: on CPU the same configuration gives the same ``metrics.jsonl``
-(all but ``seconds``) and the same weights. The data order depends only on the seed
+Reproducibility: on CPU the same configuration and number of threads give the same
+``metrics.jsonl`` (all but ``seconds``) and the same weights. The data order depends only on the seed
 and the epoch (``DistributedSampler``); the model's initialisation and dropout draw
 from torch's global generator, whose state is checkpointed, so a run resumed from
 epoch k ends exactly as the uninterrupted run.
