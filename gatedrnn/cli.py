@@ -110,7 +110,7 @@ def _compare(args: argparse.Namespace) -> int:
         return _fail("compare", ValueError(
             f"--cells takes a comma-separated list of {', '.join(CELLS)}; got {args.cells!r}"), 2)
     out = args.out or f"runs/compare-{args.task}"
-    command = "gatedrnn " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else ""
+    command = " ".join(["gatedrnn", *map(shlex.quote, args.argv)])
 
     def job() -> None:
         compare(args.task, cells, args.seeds, out, epochs=args.epochs, command=command,
@@ -276,5 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv  # the command as given, for the reports that quote it
     return args.handler(args)

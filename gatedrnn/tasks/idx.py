@@ -118,7 +118,6 @@ class FashionMNISTRows(FashionMNIST):
     name = "fmnist-rows"
     description = "Fashion-MNIST row by row: 28 steps x 28 features"
     layout = "rows"
-    defaults = {**IDXImages.defaults, "epochs": 10}
 
 
 class SequentialMNIST(IDXImages):
