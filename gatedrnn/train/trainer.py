@@ -256,7 +256,8 @@ class _Run:
 def _prepare_out(out: Path, config: TrainConfig, resume: bool, world: World) -> None:
     """Refuse to overwrite a run; on ``resume`` check the stored configuration matches."""
     stored_path = out / "config.json"
-    if out.exists() and any(out.iterdir()) and not resume:
+    # every process looks before the main one writes: the all-reduce is the barrier
+    if any_true(world, out.exists() and any(out.iterdir()) and not resume):
         raise RunExists(f"the run directory {out} exists and is not empty; pass --resume to continue "
                         f"that run, or choose another --out")
     if resume and stored_path.exists():
