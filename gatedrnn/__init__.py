@@ -7,17 +7,17 @@ TensorFlow 1.x cells, initialisers and heads. See the README for the equations.
 from . import backends, cells, init
 from . import inspect
 from . import convert
-from .cell_modules import GRUCell, JANETCell, LSTMCell, RNNCell
+from .cell_modules import GRUCell, IndRNNCell, JANETCell, LayerNormLSTMCell, LSTMCell, MGUCell, RNNCell
 from .heads import LastStep, MaxPool, MeanPool
-from .layers import GRU, JANET, LSTM, RNN
+from .layers import GRU, JANET, LSTM, MGU, RNN, IndRNN, LayerNormLSTM
 from .min_rnn import MinGRU, MinGRUCell, MinLSTM, MinLSTMCell
 from .onnx_export import export_onnx
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "RNN", "LSTM", "GRU", "JANET",
-    "RNNCell", "LSTMCell", "GRUCell", "JANETCell",
+    "RNN", "LSTM", "GRU", "JANET", "MGU", "IndRNN", "LayerNormLSTM",
+    "RNNCell", "LSTMCell", "GRUCell", "JANETCell", "MGUCell", "IndRNNCell", "LayerNormLSTMCell",
     "MinGRU", "MinLSTM", "MinGRUCell", "MinLSTMCell",
     "LastStep", "MeanPool", "MaxPool",
     "export_onnx",

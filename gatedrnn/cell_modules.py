@@ -14,9 +14,10 @@ import torch
 from torch import Tensor, nn
 import torch.nn.functional as F
 
-from .cells import NONLINEARITIES, CellSpec, GRUSpec, JANETSpec, LSTMSpec, RNNSpec, State
-from .parameters import RECURRENT_NAMES, parameter_shapes, register, reset_uniform_, state_sizes
-from .validation import check_float, check_hx, check_input, check_optional_clip, check_sizes
+from .cells import (NONLINEARITIES, CellSpec, GRUSpec, IndRNNSpec, JANETSpec, LayerNormLSTMSpec, LSTMSpec,
+                    MGUSpec, RNNSpec, State)
+from .parameters import INPUT_NAMES, register, state_sizes
+from .validation import check_float, check_hx, check_input, check_int, check_optional_clip, check_sizes
 
 
 class CellBase(nn.Module):
@@ -29,15 +30,16 @@ class CellBase(nn.Module):
         self.input_size, self.hidden_size, self.proj_size = check_sizes(input_size, hidden_size, proj_size)
         self.bias = bool(bias)
         self.peepholes = bool(peepholes)
-        shapes = parameter_shapes(spec.num_gates, self.input_size, self.hidden_size,
-                                  bias=self.bias, proj_size=self.proj_size,
-                                  peepholes=self.peepholes)
+        shapes = spec.parameter_shapes(self.input_size, self.hidden_size, bias=self.bias,
+                                       proj_size=self.proj_size, peepholes=self.peepholes)
         register(self, shapes, "", {"device": device, "dtype": dtype})
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """torch.nn's initialisation: every parameter ~ U(-1/sqrt(H), 1/sqrt(H))."""
-        reset_uniform_(self.parameters(), self.hidden_size)
+        """The cell's initialisation, as the layers' (see
+        :meth:`~gatedrnn.cells.CellSpec.init_parameter_`)."""
+        for name, parameter in self.named_parameters():
+            self.spec.init_parameter_(name, parameter, self.hidden_size)
 
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"
@@ -57,8 +59,8 @@ class CellBase(nn.Module):
             shapes = [(x.size(0), size) if batched else (size,) for size in sizes]
             state = check_hx(hx, shapes, self.weight_ih)
             state = state if batched else tuple(h.unsqueeze(0) for h in state)
-        xw = F.linear(x, self.weight_ih, self.bias_ih if self.bias else None)  # (B, G*H)
-        weights = {name: getattr(self, name) for name in RECURRENT_NAMES if hasattr(self, name)}
+        xw = F.linear(x, self.weight_ih, getattr(self, "bias_ih", None))  # (B, G*H)
+        weights = {name: p for name, p in self.named_parameters(recurse=False) if name not in INPUT_NAMES}
         new_state = self.spec.step(xw, state, weights)
         return (new_state if batched else tuple(h.squeeze(0) for h in new_state)), batched
 
@@ -157,3 +159,74 @@ class JANETCell(CellBase):
     def forward(self, input: Tensor, hx: Optional[Tensor] = None) -> Tensor:
         (h,), _ = self._step(input, hx)
         return h
+
+
+class MGUCell(CellBase):
+    r"""Minimal gated unit cell (see :func:`gatedrnn.cells.mgu_step`).
+
+    .. math:: h' = (1 - f) \odot h + f \odot \tanh(W_{ih} x + b_{ih} + W_{hh} (f \odot h) + b_{hh})
+
+    Example::
+
+        >>> cell = MGUCell(10, 20)
+        >>> cell(torch.randn(3, 10)).shape
+        torch.Size([3, 20])
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device=None,
+                 dtype=None) -> None:
+        super().__init__(MGUSpec(), input_size, hidden_size, bias, device=device, dtype=dtype)
+
+    def forward(self, input: Tensor, hx: Optional[Tensor] = None) -> Tensor:
+        (h,), _ = self._step(input, hx)
+        return h
+
+
+class IndRNNCell(CellBase):
+    r"""IndRNN cell, :math:`h' = \mathrm{act}(W_{ih} x + b_{ih} + u \odot h + b_{hh})`
+    (see :class:`gatedrnn.IndRNN` for the options).
+
+    Example::
+
+        >>> cell = IndRNNCell(10, 20, max_steps=100)
+        >>> cell(torch.randn(3, 10)).shape
+        torch.Size([3, 20])
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True,
+                 nonlinearity: str = "relu", device=None, dtype=None, *,
+                 max_steps: Optional[int] = None, recurrent_max: Optional[float] = None) -> None:
+        if nonlinearity not in NONLINEARITIES:
+            raise ValueError(
+                f"nonlinearity must be one of {sorted(NONLINEARITIES)}, got {nonlinearity!r}")
+        if max_steps is not None and recurrent_max is not None:
+            raise ValueError(f"give max_steps or recurrent_max, not both "
+                             f"(got max_steps={max_steps}, recurrent_max={recurrent_max})")
+        if max_steps is not None:
+            recurrent_max = 2.0 ** (1.0 / check_int("max_steps", max_steps, 1))
+        spec = IndRNNSpec(nonlinearity, check_optional_clip("recurrent_max", recurrent_max))
+        super().__init__(spec, input_size, hidden_size, bias, device=device, dtype=dtype)
+
+    def forward(self, input: Tensor, hx: Optional[Tensor] = None) -> Tensor:
+        (h,), _ = self._step(input, hx)
+        return h
+
+
+class LayerNormLSTMCell(CellBase):
+    r"""Layer-normalised LSTM cell (see :class:`gatedrnn.LayerNormLSTM`).
+
+    Example::
+
+        >>> cell = LayerNormLSTMCell(10, 20)
+        >>> h, c = cell(torch.randn(3, 10))
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device=None,
+                 dtype=None, *, forget_bias: float = 0.0, eps: float = 1e-5) -> None:
+        spec = LayerNormLSTMSpec(forget_bias=check_float("forget_bias", forget_bias),
+                                 eps=check_optional_clip("eps", eps))
+        super().__init__(spec, input_size, hidden_size, bias, device=device, dtype=dtype)
+
+    def forward(self, input: Tensor, hx: Optional[Tuple[Tensor, Tensor]] = None) -> Tuple[Tensor, Tensor]:
+        (h, c), _ = self._step(input, hx)
+        return h, c

@@ -26,12 +26,15 @@ Example::
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from typing import Callable, ClassVar, Mapping, Optional, Tuple
+from typing import Callable, ClassVar, Dict, List, Mapping, Optional, Tuple
 
 import torch
 from torch import Tensor
 import torch.nn.functional as F
+
+from .parameters import parameter_shapes
 
 Activation = Callable[[Tensor], Tensor]
 State = Tuple[Tensor, ...]
@@ -39,9 +42,16 @@ State = Tuple[Tensor, ...]
 NONLINEARITIES: Mapping[str, Activation] = {"tanh": torch.tanh, "relu": torch.relu}
 
 
-def _recurrent(h: Tensor, weight_hh: Tensor, bias_hh: Optional[Tensor]) -> Tensor:
-    """``h @ W_hh^T + b_hh``: the recurrent projection, (B, G H)."""
-    return F.linear(h, weight_hh, bias_hh)
+def _recurrent(h: Tensor, weight_hh: Tensor, bias_hh: Optional[Tensor],
+               recurrent_mask: Optional[Tensor] = None) -> Tensor:
+    """``(h * mask) @ W_hh^T + b_hh``: the recurrent projection, (B, G H).
+
+    ``recurrent_mask`` (B, H_in) is variational recurrent dropout (Gal & Ghahramani
+    2016): one scaled Bernoulli mask per sequence on ``h`` wherever it enters a
+    recurrent product, never on the state that is carried (see
+    :class:`gatedrnn.layers.RecurrentBase`).
+    """
+    return F.linear(h if recurrent_mask is None else h * recurrent_mask, weight_hh, bias_hh)
 
 
 def rnn_step(
@@ -51,6 +61,7 @@ def rnn_step(
     bias_hh: Optional[Tensor] = None,
     *,
     activation: Activation = torch.tanh,
+    recurrent_mask: Optional[Tensor] = None,
 ) -> Tensor:
     r"""Elman RNN step (``torch.nn.RNN``, TensorFlow ``BasicRNNCell``).
 
@@ -65,7 +76,7 @@ def rnn_step(
     Returns:
         h', shape (B, H).
     """
-    return activation(xw + _recurrent(h, weight_hh, bias_hh))
+    return activation(xw + _recurrent(h, weight_hh, bias_hh, recurrent_mask))
 
 
 def lstm_step(
@@ -82,6 +93,7 @@ def lstm_step(
     cell_clip: Optional[float] = None,
     proj_clip: Optional[float] = None,
     activation: Activation = torch.tanh,
+    recurrent_mask: Optional[Tensor] = None,
 ) -> Tuple[Tensor, Tensor]:
     r"""LSTM step, gate blocks in PyTorch order i, f, g, o.
 
@@ -108,7 +120,7 @@ def lstm_step(
         ``(h', c')``.
     """
     h, c = state
-    a_i, a_f, a_g, a_o = (xw + _recurrent(h, weight_hh, bias_hh)).chunk(4, dim=-1)  # 4 x (B, H)
+    a_i, a_f, a_g, a_o = (xw + _recurrent(h, weight_hh, bias_hh, recurrent_mask)).chunk(4, dim=-1)  # 4 x (B, H)
     if weight_ci is not None:
         a_i = a_i + weight_ci * c
         a_f = a_f + weight_cf * c
@@ -134,6 +146,7 @@ def gru_step(
     bias_hh: Optional[Tensor] = None,
     *,
     reset_after: bool = True,
+    recurrent_mask: Optional[Tensor] = None,
 ) -> Tensor:
     r"""GRU step, gate blocks in PyTorch order r, z, n.
 
@@ -154,18 +167,22 @@ def gru_step(
     """
     x_r, x_z, x_n = xw.chunk(3, dim=-1)  # 3 x (B, H)
     hidden = h.shape[-1]
+    if recurrent_mask is not None:  # every recurrent product reads the masked h
+        h_in = h * recurrent_mask
+    else:
+        h_in = h
     if reset_after:
-        h_r, h_z, h_n = _recurrent(h, weight_hh, bias_hh).chunk(3, dim=-1)  # 3 x (B, H)
+        h_r, h_z, h_n = _recurrent(h_in, weight_hh, bias_hh).chunk(3, dim=-1)  # 3 x (B, H)
         r = torch.sigmoid(x_r + h_r)
         z = torch.sigmoid(x_z + h_z)
         n = torch.tanh(x_n + r * h_n)
     else:
         b_rz = None if bias_hh is None else bias_hh[: 2 * hidden]
         b_n = None if bias_hh is None else bias_hh[2 * hidden :]
-        h_r, h_z = _recurrent(h, weight_hh[: 2 * hidden], b_rz).chunk(2, dim=-1)  # 2 x (B, H)
+        h_r, h_z = _recurrent(h_in, weight_hh[: 2 * hidden], b_rz).chunk(2, dim=-1)  # 2 x (B, H)
         r = torch.sigmoid(x_r + h_r)
         z = torch.sigmoid(x_z + h_z)
-        n = torch.tanh(x_n + _recurrent(r * h, weight_hh[2 * hidden :], b_n))
+        n = torch.tanh(x_n + _recurrent(r * h_in, weight_hh[2 * hidden :], b_n))
     return n + z * (h - n)
 
 
@@ -176,6 +193,7 @@ def janet_step(
     bias_hh: Optional[Tensor] = None,
     *,
     beta: float = 1.0,
+    recurrent_mask: Optional[Tensor] = None,
 ) -> Tensor:
     r"""JANET step (van der Westhuizen & Lasenby 2018), gate blocks f, g.
 
@@ -194,8 +212,126 @@ def janet_step(
     Returns:
         h' = c', (B, H).
     """
-    s, c_tilde = (xw + _recurrent(h, weight_hh, bias_hh)).chunk(2, dim=-1)  # 2 x (B, H)
+    s, c_tilde = (xw + _recurrent(h, weight_hh, bias_hh, recurrent_mask)).chunk(2, dim=-1)  # 2 x (B, H)
     return torch.sigmoid(s) * h + (1.0 - torch.sigmoid(s - beta)) * torch.tanh(c_tilde)
+
+
+def mgu_step(
+    xw: Tensor,
+    h: Tensor,
+    weight_hh: Tensor,
+    bias_hh: Optional[Tensor] = None,
+    *,
+    recurrent_mask: Optional[Tensor] = None,
+) -> Tensor:
+    r"""Minimal gated unit step (Zhou, Wu, Zhang & Zhou 2016), gate blocks f, h.
+
+    .. math::
+        f &= \sigma(W_{if} x + b_{if} + W_{hf} h + b_{hf}) \\
+        \tilde h &= \tanh(W_{ih} x + b_{ih} + W_{hh} (f \odot h) + b_{hh}) \\
+        h' &= (1 - f) \odot h + f \odot \tilde h
+
+    The GRU with its reset and update gates tied into one forget gate f: one gate
+    fewer than the GRU, like JANET is one gate fewer than the GRU-sized LSTM.
+
+    Args:
+        xw: (B, 2H). h: (B, H). weight_hh: (2H, H). bias_hh: (2H,) or None.
+
+    Returns:
+        h', (B, H).
+    """
+    x_f, x_h = xw.chunk(2, dim=-1)  # 2 x (B, H)
+    hidden = h.shape[-1]
+    h_in = h if recurrent_mask is None else h * recurrent_mask
+    b_f = None if bias_hh is None else bias_hh[:hidden]
+    b_h = None if bias_hh is None else bias_hh[hidden:]
+    f = torch.sigmoid(x_f + _recurrent(h_in, weight_hh[:hidden], b_f))
+    candidate = torch.tanh(x_h + _recurrent(f * h_in, weight_hh[hidden:], b_h))
+    return h + f * (candidate - h)
+
+
+def indrnn_step(
+    xw: Tensor,
+    h: Tensor,
+    weight_hh: Tensor,
+    bias_hh: Optional[Tensor] = None,
+    *,
+    activation: Activation = torch.relu,
+    recurrent_max: Optional[float] = None,
+) -> Tensor:
+    r"""Independently recurrent step (IndRNN, Li, Li, Cook, Zhu & Gao 2018).
+
+    .. math:: h' = \mathrm{act}(W_{ih} x + b_{ih} + u \odot h + b_{hh}),
+        \qquad u \leftarrow \mathrm{clip}(u, \pm\text{recurrent\_max})
+
+    Each unit sees only its own past: the recurrent weight is a vector u (H,), not a
+    matrix, so a step costs O(H) and |u| bounds how a unit's gradient grows or decays
+    over time. ``recurrent_max`` clips u in the forward pass (its gradient is zero
+    where clipped), as the authors' code does.
+
+    Args:
+        xw: (B, H). h: (B, H). weight_hh: u, (H,). bias_hh: (H,) or None.
+
+    Returns:
+        h', (B, H).
+    """
+    u = weight_hh if recurrent_max is None else weight_hh.clamp(-recurrent_max, recurrent_max)
+    pre = xw + u * h  # (B, H)
+    return activation(pre if bias_hh is None else pre + bias_hh)
+
+
+def _block_layer_norm(a: Tensor, blocks: int, weight: Tensor, bias: Optional[Tensor], eps: float) -> Tensor:
+    """Layer normalisation of each of the ``blocks`` gate blocks of a (B, blocks*H) tensor."""
+    width = a.shape[-1] // blocks
+    normed = F.layer_norm(a.unflatten(-1, (blocks, width)), (width,), eps=eps)  # (B, blocks, H)
+    out = normed.flatten(-2) * weight
+    return out if bias is None else out + bias
+
+
+def layernorm_lstm_step(
+    xw: Tensor,
+    state: Tuple[Tensor, Tensor],
+    weight_hh: Tensor,
+    layernorm_ih_weight: Tensor,
+    layernorm_hh_weight: Tensor,
+    layernorm_c_weight: Tensor,
+    layernorm_c_bias: Tensor,
+    bias_hh: Optional[Tensor] = None,
+    *,
+    forget_bias: float = 0.0,
+    eps: float = 1e-5,
+    recurrent_mask: Optional[Tensor] = None,
+) -> Tuple[Tensor, Tensor]:
+    r"""Layer-normalised LSTM step (Ba, Kiros & Hinton 2016, eqs. 20-22), blocks i, f, g, o.
+
+    .. math::
+        a &= \mathrm{LN}(W_{ih} x;\ \gamma_{ih}) + \mathrm{LN}(W_{hh} h;\ \gamma_{hh}) + b
+            = [a_i, a_f, a_g, a_o] \\
+        c' &= \sigma(a_f + \text{forget\_bias}) \odot c + \sigma(a_i) \odot \tanh(a_g) \\
+        h' &= \sigma(a_o) \odot \tanh(\mathrm{LN}(c';\ \gamma_c, \beta_c))
+
+    :math:`\mathrm{LN}(v; \gamma, \beta) = \gamma \odot (v - \mu) / \sqrt{\sigma^2 + \epsilon}
+    + \beta`, with mean and variance taken over each gate block of H units separately
+    (as TensorFlow Addons' ``LayerNormLSTMCell``; haste normalises all 4H together). The
+    one bias b is ``bias_hh``: a bias on ``W_ih x`` would vanish in the normalisation,
+    so the layer has no ``bias_ih``.
+
+    Args:
+        xw: ``W_ih x`` without bias, (B, 4H). state: ``(h, c)``, (B, H) each.
+        weight_hh: (4H, H). layernorm_ih_weight, layernorm_hh_weight: gains, (4H,).
+        layernorm_c_weight, layernorm_c_bias: gain and bias of LN(c), (H,).
+        bias_hh: b, (4H,) or None.
+
+    Returns:
+        ``(h', c')``.
+    """
+    h, c = state
+    a = (_block_layer_norm(xw, 4, layernorm_ih_weight, bias_hh, eps)
+         + _block_layer_norm(_recurrent(h, weight_hh, None, recurrent_mask), 4, layernorm_hh_weight, None, eps))
+    a_i, a_f, a_g, a_o = a.chunk(4, dim=-1)  # 4 x (B, H)
+    c_new = torch.sigmoid(a_f + forget_bias) * c + torch.sigmoid(a_i) * torch.tanh(a_g)  # (B, H)
+    c_normed = F.layer_norm(c_new, c_new.shape[-1:], layernorm_c_weight, layernorm_c_bias, eps)
+    return torch.sigmoid(a_o) * torch.tanh(c_normed), c_new
 
 
 @dataclass(frozen=True)
@@ -203,8 +339,15 @@ class CellSpec:
     """What a backend needs to run a cell: its gate blocks, options and step.
 
     ``weights`` passed to :meth:`step` is a mapping with ``weight_hh`` and, where the
-    layer has them, ``bias_hh``, ``weight_hr``, ``weight_ci``, ``weight_cf``,
-    ``weight_co`` (the parameter names of the layer without the ``_l{k}`` suffix).
+    layer has them, the cell's other recurrent parameters (``bias_hh``, ``weight_hr``,
+    peepholes, ...: the parameter names of the layer without the ``_l{k}`` suffix,
+    every one but the input projection's ``weight_ih`` and ``bias_ih``), plus
+    ``recurrent_mask`` (B, H) when the layer applies recurrent dropout.
+
+    A new cell is one step function and one subclass: its gates, its options, and,
+    where they differ from the LSTM family's, its parameter shapes
+    (:meth:`parameter_shapes`), their initialisation (:meth:`init_parameter_`) and its
+    gate values (:meth:`gate_values`).
     """
 
     name: ClassVar[str]
@@ -218,10 +361,39 @@ class CellSpec:
     def step(self, xw: Tensor, state: State, weights: Mapping[str, Tensor]) -> State:
         raise NotImplementedError
 
+    def parameter_shapes(self, input_size: int, hidden_size: int, *, bias: bool = True,
+                         proj_size: int = 0, peepholes: bool = False) -> Dict[str, Tuple[int, ...]]:
+        """Shapes of one layer's parameters, in registration order (torch.nn's names)."""
+        return parameter_shapes(self.num_gates, input_size, hidden_size, bias=bias,
+                                proj_size=proj_size, peepholes=peepholes)
+
+    def init_parameter_(self, name: str, parameter: Tensor, hidden_size: int) -> None:
+        """Initialise one parameter (name without suffix) in place: torch.nn's
+        U(-1/sqrt(H), 1/sqrt(H)) unless the cell's paper says otherwise."""
+        bound = 1.0 / math.sqrt(hidden_size)
+        with torch.no_grad():
+            parameter.uniform_(-bound, bound)
+
+    def kernel_options(self) -> List[float]:
+        """The cell's constants, in the order its native kernel reads them."""
+        return []
+
+    def gate_values(self, xw: Tensor, state: State, weights: Mapping[str, Tensor],
+                    new_state: State) -> Dict[str, Tensor]:
+        """Post-activation gate values of one step, each (B, H), keyed by gate name
+        (for :func:`gatedrnn.inspect.record`); ``new_state`` is what :meth:`step`
+        returned from ``state``."""
+        return {}
+
+
+def _preactivation(xw: Tensor, h: Tensor, weights: Mapping[str, Tensor]) -> Tensor:
+    """``xw + W_hh h + b_hh``, (B, G H)."""
+    return xw + F.linear(h, weights["weight_hh"], weights.get("bias_hh"))
+
 
 @dataclass(frozen=True)
 class RNNSpec(CellSpec):
-    """Elman RNN: one block ``h`` (the candidate), see :func:`rnn_step`."""
+    """Elman RNN: one block ``h`` (the candidate), see :func:`rnn_step`. No gates."""
 
     name: ClassVar[str] = "rnn"
     gates: ClassVar[Tuple[str, ...]] = ("h",)
@@ -229,6 +401,9 @@ class RNNSpec(CellSpec):
 
     def step(self, xw: Tensor, state: State, weights: Mapping[str, Tensor]) -> State:
         return (rnn_step(xw, state[0], **weights, activation=NONLINEARITIES[self.nonlinearity]),)
+
+    def kernel_options(self) -> List[float]:
+        return [1.0 if self.nonlinearity == "relu" else 0.0]
 
 
 @dataclass(frozen=True)
@@ -248,6 +423,22 @@ class LSTMSpec(CellSpec):
             forget_bias=self.forget_bias, cell_clip=self.cell_clip, proj_clip=self.proj_clip,
         )
 
+    def kernel_options(self) -> List[float]:
+        inf = float("inf")
+        return [self.forget_bias, self.cell_clip or inf, self.proj_clip or inf]
+
+    def gate_values(self, xw, state, weights, new_state) -> Dict[str, Tensor]:
+        """i, f, g, o, with the peepholes and ``forget_bias``."""
+        h, c = state
+        a_i, a_f, a_g, a_o = _preactivation(xw, h, weights).chunk(4, dim=-1)  # 4 x (B, H)
+        if weights.get("weight_ci") is not None:
+            a_i = a_i + weights["weight_ci"] * c
+            a_f = a_f + weights["weight_cf"] * c
+            a_o = a_o + weights["weight_co"] * new_state[1]  # o peeps at the new cell state
+        a_f = a_f + self.forget_bias
+        return {"i": torch.sigmoid(a_i), "f": torch.sigmoid(a_f),
+                "g": torch.tanh(a_g), "o": torch.sigmoid(a_o)}
+
 
 @dataclass(frozen=True)
 class GRUSpec(CellSpec):
@@ -260,6 +451,27 @@ class GRUSpec(CellSpec):
     def step(self, xw: Tensor, state: State, weights: Mapping[str, Tensor]) -> State:
         return (gru_step(xw, state[0], **weights, reset_after=self.reset_after),)
 
+    def kernel_options(self) -> List[float]:
+        return [1.0 if self.reset_after else 0.0]
+
+    def gate_values(self, xw, state, weights, new_state) -> Dict[str, Tensor]:
+        """r, z and the candidate n."""
+        h = state[0]
+        hidden = h.shape[-1]
+        x_r, x_z, x_n = xw.chunk(3, dim=-1)  # 3 x (B, H)
+        bias_hh = weights.get("bias_hh")
+        if self.reset_after:
+            h_r, h_z, h_n = F.linear(h, weights["weight_hh"], bias_hh).chunk(3, dim=-1)
+            r = torch.sigmoid(x_r + h_r)
+            n_in = r * h_n
+        else:
+            h_r, h_z = F.linear(h, weights["weight_hh"][: 2 * hidden],
+                                None if bias_hh is None else bias_hh[: 2 * hidden]).chunk(2, dim=-1)
+            r = torch.sigmoid(x_r + h_r)
+            n_in = F.linear(r * h, weights["weight_hh"][2 * hidden:],
+                            None if bias_hh is None else bias_hh[2 * hidden:])
+        return {"r": r, "z": torch.sigmoid(x_z + h_z), "n": torch.tanh(x_n + n_in)}
+
 
 @dataclass(frozen=True)
 class JANETSpec(CellSpec):
@@ -271,3 +483,152 @@ class JANETSpec(CellSpec):
 
     def step(self, xw: Tensor, state: State, weights: Mapping[str, Tensor]) -> State:
         return (janet_step(xw, state[0], **weights, beta=self.beta),)
+
+    def kernel_options(self) -> List[float]:
+        return [self.beta]
+
+    def gate_values(self, xw, state, weights, new_state) -> Dict[str, Tensor]:
+        """f = sigmoid(s) and g = tanh(c~)."""
+        s, c_tilde = _preactivation(xw, state[0], weights).chunk(2, dim=-1)  # 2 x (B, H)
+        return {"f": torch.sigmoid(s), "g": torch.tanh(c_tilde)}
+
+
+@dataclass(frozen=True)
+class MGUSpec(CellSpec):
+    """Minimal gated unit, blocks f, h (the candidate), see :func:`mgu_step`."""
+
+    name: ClassVar[str] = "mgu"
+    gates: ClassVar[Tuple[str, ...]] = ("f", "h")
+
+    def step(self, xw: Tensor, state: State, weights: Mapping[str, Tensor]) -> State:
+        return (mgu_step(xw, state[0], **weights),)
+
+    def gate_values(self, xw, state, weights, new_state) -> Dict[str, Tensor]:
+        """f and the candidate h~ (recovered from h' = h + f (h~ - h) would divide by f:
+        recomputed instead)."""
+        h = state[0]
+        hidden = h.shape[-1]
+        bias_hh = weights.get("bias_hh")
+        x_f, x_h = xw.chunk(2, dim=-1)
+        w = weights["weight_hh"]
+        f = torch.sigmoid(x_f + F.linear(h, w[:hidden], None if bias_hh is None else bias_hh[:hidden]))
+        candidate = torch.tanh(x_h + F.linear(f * h, w[hidden:], None if bias_hh is None else bias_hh[hidden:]))
+        return {"f": f, "h": candidate}
+
+
+@dataclass(frozen=True)
+class IndRNNSpec(CellSpec):
+    """IndRNN, one block ``h``; ``weight_hh`` is the vector u (H,), see :func:`indrnn_step`.
+
+    Initialisation as the authors' code: u ~ U(0, min(1, recurrent_max)), biases 0,
+    W_ih as torch.nn.
+    """
+
+    name: ClassVar[str] = "indrnn"
+    gates: ClassVar[Tuple[str, ...]] = ("h",)
+    nonlinearity: str = "relu"
+    recurrent_max: Optional[float] = None
+
+    def step(self, xw: Tensor, state: State, weights: Mapping[str, Tensor]) -> State:
+        return (indrnn_step(xw, state[0], **weights, activation=NONLINEARITIES[self.nonlinearity],
+                            recurrent_max=self.recurrent_max),)
+
+    def parameter_shapes(self, input_size, hidden_size, *, bias=True, proj_size=0, peepholes=False):
+        shapes = super().parameter_shapes(input_size, hidden_size, bias=bias)
+        shapes["weight_hh"] = (hidden_size,)
+        return shapes
+
+    def init_parameter_(self, name, parameter, hidden_size) -> None:
+        with torch.no_grad():
+            if name == "weight_hh":
+                parameter.uniform_(0.0, min(1.0, self.recurrent_max or 1.0))
+            elif name.startswith("bias"):
+                parameter.zero_()
+            else:
+                super().init_parameter_(name, parameter, hidden_size)
+
+    def kernel_options(self) -> List[float]:
+        return [1.0 if self.nonlinearity == "relu" else 0.0, self.recurrent_max or float("inf")]
+
+
+#: The layer-normalised LSTM's parameters besides ``weight_ih``, ``weight_hh``, ``bias_hh``.
+LAYERNORM_NAMES = ("layernorm_ih_weight", "layernorm_hh_weight", "layernorm_c_weight", "layernorm_c_bias")
+
+
+@dataclass(frozen=True)
+class LayerNormLSTMSpec(CellSpec):
+    """Layer-normalised LSTM, blocks i, f, g, o; state ``(h, c)``, see
+    :func:`layernorm_lstm_step`. Gains start at 1, ``layernorm_c_bias`` at 0."""
+
+    name: ClassVar[str] = "layernorm-lstm"
+    gates: ClassVar[Tuple[str, ...]] = ("i", "f", "g", "o")
+    state_names: ClassVar[Tuple[str, ...]] = ("h", "c")
+    forget_bias: float = 0.0
+    eps: float = 1e-5
+
+    def step(self, xw: Tensor, state: State, weights: Mapping[str, Tensor]) -> State:
+        return layernorm_lstm_step(xw, state, **weights, forget_bias=self.forget_bias, eps=self.eps)
+
+    def parameter_shapes(self, input_size, hidden_size, *, bias=True, proj_size=0, peepholes=False):
+        gh = 4 * hidden_size
+        shapes = {"weight_ih": (gh, input_size), "weight_hh": (gh, hidden_size)}
+        if bias:
+            shapes["bias_hh"] = (gh,)
+        shapes.update(layernorm_ih_weight=(gh,), layernorm_hh_weight=(gh,),
+                      layernorm_c_weight=(hidden_size,), layernorm_c_bias=(hidden_size,))
+        return shapes
+
+    def init_parameter_(self, name, parameter, hidden_size) -> None:
+        with torch.no_grad():
+            if name.startswith("layernorm") and name.endswith("weight"):
+                parameter.fill_(1.0)
+            elif name == "layernorm_c_bias":
+                parameter.zero_()
+            else:
+                super().init_parameter_(name, parameter, hidden_size)
+
+    def gate_values(self, xw, state, weights, new_state) -> Dict[str, Tensor]:
+        """i, f, g, o after the normalisation (``forget_bias`` included)."""
+        h = state[0]
+        a = (_block_layer_norm(xw, 4, weights["layernorm_ih_weight"], weights.get("bias_hh"), self.eps)
+             + _block_layer_norm(F.linear(h, weights["weight_hh"]), 4, weights["layernorm_hh_weight"], None, self.eps))
+        a_i, a_f, a_g, a_o = a.chunk(4, dim=-1)
+        return {"i": torch.sigmoid(a_i), "f": torch.sigmoid(a_f + self.forget_bias),
+                "g": torch.tanh(a_g), "o": torch.sigmoid(a_o)}
+
+
+@dataclass(frozen=True)
+class ZoneoutSpec(CellSpec):
+    r"""Any cell with zoneout (Krueger et al. 2016) on every state element.
+
+    .. math:: s_t = m_t \odot s_{t-1} + (1 - m_t) \odot \mathrm{cell}(x_t, s_{t-1})
+
+    with fresh Bernoulli(p) keep masks m_t at every step. The masks travel with the
+    input projection: ``xw`` is (B, G H + sum of the state widths), the cell's own
+    projection first, then one mask per state element (h, then c). The layer builds
+    this spec only in training mode; in evaluation the cell runs as it is.
+    """
+
+    cell: CellSpec = None
+
+    @property
+    def name(self) -> str:
+        return f"{self.cell.name}+zoneout"
+
+    @property
+    def gates(self) -> Tuple[str, ...]:
+        return self.cell.gates
+
+    @property
+    def state_names(self) -> Tuple[str, ...]:
+        return self.cell.state_names
+
+    def step(self, xw: Tensor, state: State, weights: Mapping[str, Tensor]) -> State:
+        widths = [xw.shape[-1] - sum(s.shape[-1] for s in state)] + [s.shape[-1] for s in state]
+        cell_xw, *keep = xw.split(widths, dim=-1)
+        new_state = self.cell.step(cell_xw, state, weights)
+        return tuple(torch.lerp(new, old, m) for new, old, m in zip(new_state, state, keep))
+
+    def gate_values(self, xw, state, weights, new_state) -> Dict[str, Tensor]:
+        cell_width = xw.shape[-1] - sum(s.shape[-1] for s in state)
+        return self.cell.gate_values(xw[..., :cell_width], state, weights, new_state)

@@ -1,4 +1,5 @@
-"""Recurrent layers: drop-in replacements for ``torch.nn.RNN``, ``LSTM`` and ``GRU``.
+"""Recurrent layers: drop-in replacements for ``torch.nn.RNN``, ``LSTM`` and ``GRU``,
+and JANET, MGU, IndRNN and the layer-normalised LSTM through the same machinery.
 
 :class:`RecurrentBase` is written once: parameters, stacking, directions, dropout
 between layers, ``batch_first``, unbatched and ``PackedSequence`` input, validation.
@@ -21,9 +22,10 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
 
 from . import backends
 from .backends import torch_kernel
-from .cells import NONLINEARITIES, CellSpec, GRUSpec, JANETSpec, LSTMSpec, RNNSpec, State
+from .cells import (NONLINEARITIES, CellSpec, GRUSpec, IndRNNSpec, JANETSpec, LayerNormLSTMSpec, LSTMSpec,
+                    MGUSpec, RNNSpec, State, ZoneoutSpec)
 from .sequences import reverse_within_lengths, to_time_major
-from .parameters import RECURRENT_NAMES, parameter_shapes, register, reset_uniform_, state_sizes
+from .parameters import INPUT_NAMES, register, state_sizes, strip_suffix
 from .validation import (
     check_dropout,
     check_float,
@@ -56,6 +58,8 @@ class RecurrentBase(nn.Module):
         backend: str = "auto",
         device=None,
         dtype=None,
+        zoneout: float = 0.0,
+        recurrent_dropout: float = 0.0,
     ) -> None:
         super().__init__()
         self.spec = spec
@@ -67,6 +71,8 @@ class RecurrentBase(nn.Module):
         self.bidirectional = bool(bidirectional)
         self.peepholes = bool(peepholes)
         self.backend = backends.check_name(backend)
+        self.zoneout = check_dropout(zoneout, "zoneout")
+        self.recurrent_dropout = check_dropout(recurrent_dropout, "recurrent_dropout")
 
         factory_kwargs = {"device": device, "dtype": dtype}
         num_directions = 2 if self.bidirectional else 1
@@ -75,8 +81,8 @@ class RecurrentBase(nn.Module):
             layer_input = self.input_size if layer == 0 else self.output_size
             for direction in range(num_directions):
                 suffix = f"_l{layer}" + ("_reverse" if direction == 1 else "")
-                shapes = parameter_shapes(
-                    spec.num_gates, layer_input, self.hidden_size,
+                shapes = spec.parameter_shapes(
+                    layer_input, self.hidden_size,
                     bias=self.bias, proj_size=self.proj_size, peepholes=self.peepholes,
                 )
                 register(self, shapes, suffix, factory_kwargs)
@@ -103,8 +109,11 @@ class RecurrentBase(nn.Module):
         return [[getattr(self, name) for name in names] for names in self._all_weights]
 
     def reset_parameters(self) -> None:
-        """torch.nn's initialisation: every parameter ~ U(-1/sqrt(H), 1/sqrt(H))."""
-        reset_uniform_(self.parameters(), self.hidden_size)
+        """The cell's initialisation (:meth:`~gatedrnn.cells.CellSpec.init_parameter_`):
+        torch.nn's U(-1/sqrt(H), 1/sqrt(H)) unless the cell's paper says otherwise."""
+        for names in self._all_weights:
+            for name in names:
+                self.spec.init_parameter_(strip_suffix(name), getattr(self, name), self.hidden_size)
 
     def flatten_parameters(self) -> None:
         """No-op, for code written against ``torch.nn.LSTM``."""
@@ -112,7 +121,8 @@ class RecurrentBase(nn.Module):
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"
         defaults = dict(num_layers=1, bias=True, batch_first=False, dropout=0.0,
-                        bidirectional=False, proj_size=0, peepholes=False, backend="auto")
+                        bidirectional=False, proj_size=0, peepholes=False, backend="auto",
+                        zoneout=0.0, recurrent_dropout=0.0)
         for name, default in defaults.items():
             if getattr(self, name) != default:
                 s += f", {name}={getattr(self, name)!r}"
@@ -144,11 +154,47 @@ class RecurrentBase(nn.Module):
         """The input projection of all steps as one GEMM, (T, B, G*H), and the recurrent
         weights of one layer and direction, keyed as the step functions take them."""
         suffix = f"_l{layer}" + ("_reverse" if direction == 1 else "")
-        bias_ih = getattr(self, "bias_ih" + suffix) if self.bias else None
-        xw = F.linear(x, getattr(self, "weight_ih" + suffix), bias_ih)  # (T, B, G*H)
-        weights = {name: getattr(self, name + suffix)
-                   for name in RECURRENT_NAMES if hasattr(self, name + suffix)}
+        xw = F.linear(x, getattr(self, "weight_ih" + suffix), getattr(self, "bias_ih" + suffix, None))  # (T, B, G*H)
+        names = self._all_weights[layer * self.num_directions + direction]
+        weights = {strip_suffix(name): getattr(self, name) for name in names
+                   if strip_suffix(name) not in INPUT_NAMES}
         return xw, weights
+
+    @property
+    def regularising(self) -> bool:
+        """Whether zoneout or recurrent dropout applies now (training mode only)."""
+        return self.training and (self.zoneout > 0 or self.recurrent_dropout > 0)
+
+    def _regularise(self, xw: Tensor, state: State, weights: Dict[str, Tensor]):
+        """Draw this run's masks -> (spec, xw, weights) that apply them.
+
+        Recurrent dropout (Gal & Ghahramani 2016): one inverted-dropout mask (B, H_out)
+        per sequence, layer and direction, on h where it enters a recurrent product.
+        Zoneout (Krueger et al. 2016): a fresh Bernoulli(zoneout) keep mask at every
+        step for every state element, appended to ``xw`` (see
+        :class:`~gatedrnn.cells.ZoneoutSpec`). Masks come from torch's global
+        generator, recurrent dropout's first: runs are reproducible under
+        ``torch.manual_seed``.
+        """
+        spec = self.spec
+        if self.recurrent_dropout > 0:
+            keep = 1.0 - self.recurrent_dropout
+            mask = torch.bernoulli(xw.new_full((xw.shape[1], state[0].shape[-1]), keep)) / keep  # (B, H_out)
+            weights = {**weights, "recurrent_mask": mask}
+        if self.zoneout > 0:
+            masks = [torch.bernoulli(xw.new_full((*xw.shape[:2], s.shape[-1]), self.zoneout)) for s in state]
+            xw = torch.cat([xw, *masks], dim=-1)  # (T, B, G*H + state widths)
+            spec = ZoneoutSpec(cell=spec)
+        return spec, xw, weights
+
+    def _time_loop(self, xw: Tensor):
+        """The backend of this run; zoneout and recurrent dropout run on the reference."""
+        if not self.regularising:
+            return backends.select(self.backend, self.spec, xw)
+        if self.backend not in ("auto", "reference"):
+            raise ValueError(f"zoneout and recurrent_dropout train on the reference backend; "
+                             f"backend={self.backend!r} cannot apply them (use backend='auto')")
+        return backends.get("reference")
 
     def _run_direction(self, x: Tensor, state: State, lengths: Optional[Tensor],
                        layer: int, direction: int) -> Tuple[Tensor, State]:
@@ -156,7 +202,10 @@ class RecurrentBase(nn.Module):
         xw, weights = self._direction_inputs(x, layer, direction)
         if direction == 1:
             xw = reverse_within_lengths(xw, lengths)
-        output, final = backends.select(self.backend, self.spec, xw).run(self.spec, xw, state, weights, lengths)
+        backend, spec = self._time_loop(xw), self.spec
+        if self.regularising:
+            spec, xw, weights = self._regularise(xw, state, weights)
+        output, final = backend.run(spec, xw, state, weights, lengths)
         if direction == 1:
             output = reverse_within_lengths(output, lengths)
         return output, final  # (T, B, H_out)
@@ -181,7 +230,7 @@ class RecurrentBase(nn.Module):
         """-> (output, state tuple of (L*D, B, ·) or (L*D, ·) tensors)."""
         x, lengths, batched = self._prepare_input(input)
         state0 = self._prepare_state(hx, x.size(1), batched, x)
-        if backends.uses_torch_kernel(self.backend, self, lengths):
+        if not self.regularising and backends.uses_torch_kernel(self.backend, self, lengths):
             x, state_n = torch_kernel.run_layer(self, x, state0)
         else:
             x, state_n = self._run_stack(x, state0, lengths)
@@ -262,6 +311,7 @@ class LSTM(RecurrentBase):
             ``LSTMCell(use_peepholes=True)``.
         cell_clip: clip c to [-cell_clip, cell_clip] (None: no clipping).
         proj_clip: clip the projected h (needs ``proj_size > 0``).
+        zoneout, recurrent_dropout: see :class:`GRU`.
         backend: ``"auto"`` or a name from :func:`gatedrnn.backends.available`.
 
     Shapes: input (T, B, I) / (B, T, I) / (T, I) / ``PackedSequence``; ``hx = (h_0, c_0)``
@@ -280,6 +330,7 @@ class LSTM(RecurrentBase):
                  bidirectional: bool = False, proj_size: int = 0, device=None, dtype=None,
                  *, forget_bias: float = 0.0, peepholes: bool = False,
                  cell_clip: Optional[float] = None, proj_clip: Optional[float] = None,
+                 zoneout: float = 0.0, recurrent_dropout: float = 0.0,
                  backend: str = "auto") -> None:
         if proj_clip is not None and not proj_size:
             raise ValueError(f"proj_clip needs proj_size > 0, got proj_clip={proj_clip}, proj_size={proj_size}")
@@ -290,7 +341,8 @@ class LSTM(RecurrentBase):
         )
         super().__init__(spec, input_size, hidden_size, num_layers, bias, batch_first,
                          dropout, bidirectional, proj_size, peepholes=peepholes,
-                         backend=backend, device=device, dtype=dtype)
+                         backend=backend, device=device, dtype=dtype,
+                         zoneout=zoneout, recurrent_dropout=recurrent_dropout)
 
     @property
     def forget_bias(self) -> float:
@@ -328,7 +380,18 @@ class GRU(RecurrentBase):
              \quad \text{reset\_after=False (TF1, Keras, ONNX default)} \\
         h' &= (1 - z) \odot n + z \odot h
 
-    Args: as ``torch.nn.GRU``, plus ``reset_after`` and ``backend``.
+    Args: as ``torch.nn.GRU``, plus ``reset_after``, ``backend`` and two regularisers
+    that act in training mode only (the layer is the plain cell in evaluation mode):
+
+    - ``zoneout`` (Krueger et al. 2016): at every step each state unit keeps its
+      previous value with this probability, ``s_t = m_t s_{t-1} + (1 - m_t) cell(x_t,
+      s_{t-1})``, m_t ~ Bernoulli(zoneout) drawn afresh per step.
+    - ``recurrent_dropout`` (Gal & Ghahramani 2016): one inverted-dropout mask per
+      sequence on ``h`` where it enters the recurrent products (``W_hh (h * m)``;
+      the carried state is not masked).
+
+    With either one set, training runs on the reference backend (autograd through the
+    step function), a few times slower than the fused kernels.
 
     Example::
 
@@ -339,10 +402,12 @@ class GRU(RecurrentBase):
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
                  bidirectional: bool = False, device=None, dtype=None,
-                 *, reset_after: bool = True, backend: str = "auto") -> None:
+                 *, reset_after: bool = True, zoneout: float = 0.0,
+                 recurrent_dropout: float = 0.0, backend: str = "auto") -> None:
         super().__init__(GRUSpec(reset_after=bool(reset_after)), input_size, hidden_size,
                          num_layers, bias, batch_first, dropout, bidirectional,
-                         backend=backend, device=device, dtype=dtype)
+                         backend=backend, device=device, dtype=dtype,
+                         zoneout=zoneout, recurrent_dropout=recurrent_dropout)
 
     @property
     def reset_after(self) -> bool:
@@ -367,7 +432,8 @@ class JANET(RecurrentBase):
     The paper always initialises with chrono initialisation, t_max = the sequence length:
     call :func:`gatedrnn.init.chrono_` after construction.
 
-    Args: as ``torch.nn.GRU``, plus ``beta`` (default 1.0) and ``backend``.
+    Args: as ``torch.nn.GRU``, plus ``beta`` (default 1.0), ``zoneout``,
+    ``recurrent_dropout`` (see :class:`GRU`) and ``backend``.
     Returns ``output, h_n`` like the GRU (the cell state is the output).
 
     Example::
@@ -381,10 +447,12 @@ class JANET(RecurrentBase):
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
                  bidirectional: bool = False, device=None, dtype=None,
-                 *, beta: float = 1.0, backend: str = "auto") -> None:
+                 *, beta: float = 1.0, zoneout: float = 0.0, recurrent_dropout: float = 0.0,
+                 backend: str = "auto") -> None:
         super().__init__(JANETSpec(beta=check_float("beta", beta)), input_size, hidden_size,
                          num_layers, bias, batch_first, dropout, bidirectional,
-                         backend=backend, device=device, dtype=dtype)
+                         backend=backend, device=device, dtype=dtype,
+                         zoneout=zoneout, recurrent_dropout=recurrent_dropout)
 
     @property
     def beta(self) -> float:
@@ -393,3 +461,146 @@ class JANET(RecurrentBase):
     def forward(self, input, hx: Optional[Tensor] = None):
         output, (h_n,) = self._forward(input, hx)
         return output, h_n
+
+
+class MGU(RecurrentBase):
+    r"""Minimal gated unit layer (Zhou, Wu, Zhang & Zhou 2016): one forget gate.
+
+    Gate blocks f, h (``weight_ih_l{k}`` is (2H, I), ``weight_hh_l{k}`` (2H, H)):
+
+    .. math::
+        f_t &= \sigma(W_{if} x_t + b_{if} + W_{hf} h_{t-1} + b_{hf}) \\
+        \tilde h_t &= \tanh(W_{ih} x_t + b_{ih} + W_{hh} (f_t \odot h_{t-1}) + b_{hh}) \\
+        h_t &= (1 - f_t) \odot h_{t-1} + f_t \odot \tilde h_t
+
+    The other forget-gate-only answer besides JANET: the GRU with its reset and
+    update gates tied. Initialised as torch.nn's GRU (the paper gives no scheme).
+
+    Args: as ``torch.nn.GRU``, plus ``zoneout``, ``recurrent_dropout`` (see
+    :class:`GRU`) and ``backend``. Returns ``output, h_n``.
+
+    Example::
+
+        >>> mgu = MGU(10, 20, batch_first=True)
+        >>> output, h_n = mgu(torch.randn(3, 5, 10))
+        >>> output.shape, h_n.shape
+        (torch.Size([3, 5, 20]), torch.Size([1, 3, 20]))
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
+                 bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
+                 bidirectional: bool = False, device=None, dtype=None,
+                 *, zoneout: float = 0.0, recurrent_dropout: float = 0.0,
+                 backend: str = "auto") -> None:
+        super().__init__(MGUSpec(), input_size, hidden_size, num_layers, bias, batch_first,
+                         dropout, bidirectional, backend=backend, device=device, dtype=dtype,
+                         zoneout=zoneout, recurrent_dropout=recurrent_dropout)
+
+    def forward(self, input, hx: Optional[Tensor] = None):
+        output, (h_n,) = self._forward(input, hx)
+        return output, h_n
+
+
+class IndRNN(RecurrentBase):
+    r"""Independently recurrent layer (IndRNN, Li, Li, Cook, Zhu & Gao 2018).
+
+    .. math:: h_t = \mathrm{act}(W_{ih} x_t + b_{ih} + u \odot h_{t-1} + b_{hh})
+
+    ``weight_hh_l{k}`` is the vector u, (H,): each unit recurs on itself only, so a
+    step is O(H) and stacking layers (``num_layers``) mixes the units.
+
+    Args:
+        input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional:
+            as ``torch.nn.RNN``.
+        nonlinearity: ``"relu"`` (default, the paper's) or ``"tanh"``.
+        max_steps: clip u to [-2^(1/max_steps), 2^(1/max_steps)] in the forward pass,
+            the paper's bound that keeps a ReLU unit's gradient within a factor 2 over
+            ``max_steps`` steps (its gradient is zero where clipped).
+        recurrent_max: clip u to [-recurrent_max, recurrent_max] instead.
+        backend: ``"auto"`` or a name from :func:`gatedrnn.backends.available`.
+
+    Initialisation as the authors' code: u ~ U(0, min(1, recurrent_max)), biases 0,
+    W_ih ~ U(-1/sqrt(H), 1/sqrt(H)).
+
+    Example::
+
+        >>> indrnn = IndRNN(2, 128, num_layers=2, batch_first=True, max_steps=200)
+        >>> output, h_n = indrnn(torch.randn(4, 200, 2))
+        >>> output.shape
+        torch.Size([4, 200, 128])
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
+                 nonlinearity: str = "relu", bias: bool = True, batch_first: bool = False,
+                 dropout: float = 0.0, bidirectional: bool = False, device=None, dtype=None,
+                 *, max_steps: Optional[int] = None, recurrent_max: Optional[float] = None,
+                 backend: str = "auto") -> None:
+        if nonlinearity not in NONLINEARITIES:
+            raise ValueError(
+                f"nonlinearity must be one of {sorted(NONLINEARITIES)}, got {nonlinearity!r}")
+        if max_steps is not None and recurrent_max is not None:
+            raise ValueError(f"give max_steps or recurrent_max, not both "
+                             f"(got max_steps={max_steps}, recurrent_max={recurrent_max})")
+        if max_steps is not None:
+            recurrent_max = 2.0 ** (1.0 / check_int("max_steps", max_steps, 1))
+        self.nonlinearity = nonlinearity
+        spec = IndRNNSpec(nonlinearity, check_optional_clip("recurrent_max", recurrent_max))
+        super().__init__(spec, input_size, hidden_size, num_layers, bias, batch_first,
+                         dropout, bidirectional, backend=backend, device=device, dtype=dtype)
+
+    @property
+    def recurrent_max(self) -> Optional[float]:
+        return self.spec.recurrent_max
+
+    def forward(self, input, hx: Optional[Tensor] = None):
+        output, (h_n,) = self._forward(input, hx)
+        return output, h_n
+
+
+class LayerNormLSTM(RecurrentBase):
+    r"""Layer-normalised LSTM layer (Ba, Kiros & Hinton 2016, eqs. 20-22).
+
+    .. math::
+        a_t &= \mathrm{LN}(W_{ih} x_t;\ \gamma_{ih}) + \mathrm{LN}(W_{hh} h_{t-1};\ \gamma_{hh}) + b
+              = [a_i, a_f, a_g, a_o] \\
+        c_t &= \sigma(a_f + \text{forget\_bias}) \odot c_{t-1} + \sigma(a_i) \odot \tanh(a_g) \\
+        h_t &= \sigma(a_o) \odot \tanh(\mathrm{LN}(c_t;\ \gamma_c, \beta_c))
+
+    Each LN normalises every gate block of H units on its own (mean and variance per
+    block, as TensorFlow Addons' ``LayerNormLSTMCell``; haste's ``LayerNormLSTM``
+    normalises the 4H units together). Parameters per layer: ``weight_ih_l{k}`` (4H, I),
+    ``weight_hh_l{k}`` (4H, H), ``bias_hh_l{k}`` (4H,: the b above; there is no
+    ``bias_ih``, which the normalisation would remove), the gains
+    ``layernorm_ih_weight_l{k}``, ``layernorm_hh_weight_l{k}`` (4H,, initialised to 1),
+    ``layernorm_c_weight_l{k}`` (H,, 1) and ``layernorm_c_bias_l{k}`` (H,, 0).
+
+    Args: as :class:`LSTM` without ``proj_size``, ``peepholes`` and the clips, plus
+    ``eps`` (the normalisation's, 1e-5). Runs on the reference backend (no fused kernel
+    yet). Returns ``output, (h_n, c_n)``.
+
+    Example::
+
+        >>> lstm = LayerNormLSTM(10, 20, batch_first=True)
+        >>> output, (h_n, c_n) = lstm(torch.randn(3, 5, 10))
+        >>> output.shape
+        torch.Size([3, 5, 20])
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
+                 bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
+                 bidirectional: bool = False, device=None, dtype=None,
+                 *, forget_bias: float = 0.0, eps: float = 1e-5, zoneout: float = 0.0,
+                 recurrent_dropout: float = 0.0, backend: str = "auto") -> None:
+        spec = LayerNormLSTMSpec(forget_bias=check_float("forget_bias", forget_bias),
+                                 eps=check_optional_clip("eps", eps))
+        super().__init__(spec, input_size, hidden_size, num_layers, bias, batch_first,
+                         dropout, bidirectional, backend=backend, device=device, dtype=dtype,
+                         zoneout=zoneout, recurrent_dropout=recurrent_dropout)
+
+    @property
+    def forget_bias(self) -> float:
+        return self.spec.forget_bias
+
+    def forward(self, input, hx: Optional[Tuple[Tensor, Tensor]] = None):
+        output, (h_n, c_n) = self._forward(input, hx)
+        return output, (h_n, c_n)

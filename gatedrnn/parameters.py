@@ -22,13 +22,16 @@ exactly as ``torch.nn.LSTM``.
 from __future__ import annotations
 
 import math
+import re
 from typing import Dict, Iterable, Tuple
 
 import torch
 from torch import nn
 
-#: Names a backend receives (everything but the input projection).
+#: The LSTM family's recurrent parameters, in the native kernels' slot order. A backend
+#: receives every parameter but the input projection's (:data:`INPUT_NAMES`).
 RECURRENT_NAMES = ("weight_hh", "bias_hh", "weight_hr", "weight_ci", "weight_cf", "weight_co")
+INPUT_NAMES = ("weight_ih", "bias_ih")
 
 
 def parameter_shapes(
@@ -61,6 +64,11 @@ def register(module: nn.Module, shapes: Dict[str, Tuple[int, ...]], suffix: str,
     """Register an empty parameter ``name + suffix`` for each entry of ``shapes``."""
     for name, shape in shapes.items():
         module.register_parameter(name + suffix, nn.Parameter(torch.empty(shape, **factory_kwargs)))
+
+
+def strip_suffix(name: str) -> str:
+    """``"weight_hh_l1_reverse"`` -> ``"weight_hh"``."""
+    return re.sub(r"_l\d+(_reverse)?$", "", name)
 
 
 def reset_uniform_(parameters: Iterable[nn.Parameter], hidden_size: int) -> None:

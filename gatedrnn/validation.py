@@ -34,11 +34,12 @@ def check_sizes(input_size, hidden_size, proj_size) -> Tuple[int, int, int]:
     return sizes
 
 
-def check_dropout(dropout) -> float:
+def check_dropout(dropout, name: str = "dropout") -> float:
+    """A probability in [0, 1)."""
     if isinstance(dropout, bool) or not isinstance(dropout, Real):
-        raise TypeError(f"dropout must be a number in [0, 1), got {type(dropout).__name__}")
+        raise TypeError(f"{name} must be a number in [0, 1), got {type(dropout).__name__}")
     if not 0.0 <= dropout < 1.0:
-        raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        raise ValueError(f"{name} must be in [0, 1), got {dropout}")
     return float(dropout)
 
 

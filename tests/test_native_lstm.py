@@ -118,7 +118,7 @@ def test_saved_layout_matches_fake(save, proj):
     spec, xw, state, weights, lens, _ = make_case(torch.float32, True, proj, True, True, proj, False)
     slots = [i for i, name in enumerate(RECURRENT_NAMES) if name in weights]
     ordered = [weights[RECURRENT_NAMES[i]] for i in slots]
-    options = native.cell_options(spec)
+    options = spec.kernel_options()
     _, _, saved = torch.ops.gatedrnn.lstm_forward(xw, list(state), ordered, slots, lens, options, save)
     expected = native._fake_saved("lstm", xw, ordered, H) if save else []
     assert [s.shape for s in saved] == [e.shape for e in expected]

@@ -31,6 +31,8 @@ LSTM                      5H + P       i, f, g, o (activations), c_t, h_t (the o
 GRU reset_after=True      5H           r, z, n, W_hn h + b_hn, h_t (the output)
 GRU reset_after=False     4H           r, z, n, h_t (the output)
 JANET                     3H           s (forget pre-activation), tanh(c~), h_t (the output)
+MGU                       3H           f, the candidate, h_t (the output)
+IndRNN                    H            h_t (the output)
 ========================  ===========  ==============================================
 
 Without ``lengths`` the saved ``h_t`` is the returned output tensor itself; with
@@ -58,7 +60,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from ..cells import CellSpec, GRUSpec, JANETSpec, LSTMSpec, RNNSpec, State
+from ..cells import CellSpec, GRUSpec, IndRNNSpec, JANETSpec, LSTMSpec, MGUSpec, RNNSpec, State
 
 #: The recurrent weights, in the order the autograd Function takes them.
 WEIGHT_NAMES = ("weight_hh", "bias_hh", "weight_hr", "weight_ci", "weight_cf", "weight_co")
@@ -410,16 +412,99 @@ class _JANET(_Kernel):
         return (torch.addmm(dc * f, dgates, self.W),)
 
 
+class _MGU(_Kernel):
+    """Minimal gated unit, ``h' = h + f (tanh(x_h + W_hh (f h) + b_hh) - h)``.
+
+    A second GEMM per step, on ``f * h`` (as the GRU with the reset gate first). Saves
+    f and the candidate (2H) per step, and h_t.
+    """
+
+    def __init__(self, spec: MGUSpec, w) -> None:
+        super().__init__(spec, w)
+        H = self.H
+        self.W_f, self.W_h = self.W[:H], self.W[H:]  # (H, H) each
+        self.prefills = True
+        self.saved_widths = (2 * H,)
+        self.grad_widths = (2 * H,)
+
+    def step(self, xw_t, prev, new, saved) -> None:
+        H, (h,), (gates,) = self.H, prev, saved
+        if xw_t is not gates:  # not prefilled by the driver
+            self.prefill(xw_t, gates)
+        f, n = gates.chunk(2, 1)
+        f.addmm_(h, self.WT[:, :H]).sigmoid_()
+        n.addmm_(f * h, self.WT[:, H:]).tanh_()  # the second GEMM, on f * h
+        torch.sub(n, h, out=new[0]).mul_(f).add_(h)  # h' = h + f (n - h), as cells.py
+
+    def backward_step(self, dnew, prev, new, saved, grads) -> Tensors:
+        (dh,), (h,), (gates,), (dgates,) = dnew, prev, saved, grads
+        f, n = gates.chunk(2, 1)
+        d_f, d_n = dgates.chunk(2, 1)
+        _dtanh(dh * f, n, out=d_n)
+        dq = torch.mm(d_n, self.W_h)  # gradient of q = f * h: the second GEMM
+        _dsigmoid(torch.addcmul(dq * h, dh, n - h), f, out=d_f)
+        return (torch.addmm(_one_minus_times(dh, f).addcmul_(dq, f), d_f, self.W_f),)
+
+    def weight_grads(self, needs, grads, h_prev, cs, saved) -> Dict[str, Tensor]:
+        H, (dgates,), (gates,) = self.H, grads, saved
+        out = {}
+        if needs["weight_hh"]:
+            q = torch.empty_like(gates[..., :H])  # f * h for all steps, (T, B, H)
+            for steps, h in h_prev:
+                torch.mul(gates[steps, :, :H], h, out=q[steps])
+            out["weight_hh"] = torch.cat([_gemm_tn(dgates[..., :H], h_prev),
+                                          _gemm_tn(dgates[..., H:], [(slice(None), q)])])
+        if needs["bias_hh"]:
+            out["bias_hh"] = _rows_sum(dgates)
+        return out
+
+
+class _IndRNN(_Kernel):
+    """IndRNN, ``h' = act(xw + u h + b_hh)`` with u a vector: no GEMM at all; keeps
+    nothing but h_t (see :func:`~gatedrnn.cells.indrnn_step`)."""
+
+    def __init__(self, spec: IndRNNSpec, w) -> None:
+        super().__init__(spec, w)
+        self.relu = spec.nonlinearity == "relu"
+        limit = spec.recurrent_max
+        self.u = self.W if limit is None else self.W.clamp(-limit, limit)  # (H,)
+        self.grad_widths = (self.H,)
+
+    def step(self, xw_t, prev, new, saved) -> None:
+        h = torch.addcmul(xw_t, self.u, prev[0], out=new[0])
+        if self.b is not None:
+            h.add_(self.b)
+        h.relu_() if self.relu else h.tanh_()
+
+    def backward_step(self, dnew, prev, new, saved, grads) -> Tensors:
+        (dh,), (h,), (da,) = dnew, new, grads
+        if self.relu:
+            torch.ops.aten.threshold_backward.grad_input(dh, h, 0, grad_input=da)
+        else:
+            _dtanh(dh, h, out=da)
+        return (da * self.u,)
+
+    def weight_grads(self, needs, grads, h_prev, cs, saved) -> Dict[str, Tensor]:
+        (da,), out = grads, {}
+        if needs["weight_hh"]:
+            du = sum((da[steps] * h).sum((0, 1)) for steps, h in h_prev)  # (H,)
+            if self.spec.recurrent_max is not None:  # clamp passes the gradient inside the range only
+                du = du * (self.W.abs() <= self.spec.recurrent_max)
+            out["weight_hh"] = du
+        if needs["bias_hh"]:
+            out["bias_hh"] = _rows_sum(da)
+        return out
+
+
+#: Each cell's kernel, by :attr:`CellSpec.name`.
+_KERNELS = {
+    "rnn": _RNN, "lstm": _LSTM, "janet": _JANET, "mgu": _MGU, "indrnn": _IndRNN,
+    "gru": lambda spec, w: (_GRUResetAfter if spec.reset_after else _GRUResetBefore)(spec, w),
+}
+
+
 def _kernel(spec: CellSpec, w: Mapping[str, Optional[Tensor]]) -> _Kernel:
-    if isinstance(spec, LSTMSpec):
-        return _LSTM(spec, w)
-    if isinstance(spec, GRUSpec):
-        return (_GRUResetAfter if spec.reset_after else _GRUResetBefore)(spec, w)
-    if isinstance(spec, JANETSpec):
-        return _JANET(spec, w)
-    if isinstance(spec, RNNSpec):
-        return _RNN(spec, w)
-    raise TypeError(f"the fused backend has no kernel for cell {type(spec).__name__}")
+    return _KERNELS[spec.name](spec, w)
 
 
 # -- the generic driver -----------------------------------------------------------------
@@ -556,8 +641,9 @@ def is_available() -> bool:
 
 
 def supports(spec: CellSpec, xw: Tensor) -> bool:
-    """Every cell of :mod:`gatedrnn.cells` on floating-point tensors of any device."""
-    return isinstance(spec, (RNNSpec, LSTMSpec, GRUSpec, JANETSpec)) and xw.is_floating_point()
+    """The cells with a kernel here (all but the layer-normalised LSTM and zoneout) on
+    floating-point tensors of any device."""
+    return spec.name in _KERNELS and xw.is_floating_point()
 
 
 def run(

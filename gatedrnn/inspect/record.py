@@ -28,11 +28,10 @@ Example::
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
 import torch
 from torch import Tensor, nn
-import torch.nn.functional as F
 from torch.nn.utils.rnn import PackedSequence
 
 from ..cells import CellSpec, State
@@ -40,58 +39,7 @@ from ..layers import RecurrentBase
 
 __all__ = ["LayerTrace", "Trace", "gate_values", "record"]
 
-# -- gate values, per cell ------------------------------------------------------------
-
-GateFn = Callable[[CellSpec, Tensor, State, Mapping[str, Tensor], State], Dict[str, Tensor]]
-
-
-def _preactivation(xw: Tensor, h: Tensor, weights: Mapping[str, Tensor]) -> Tensor:
-    """``xw + W_hh h + b_hh``, (B, G H)."""
-    return xw + F.linear(h, weights["weight_hh"], weights.get("bias_hh"))
-
-
-def _rnn_gates(spec, xw, state, weights, new_state) -> Dict[str, Tensor]:
-    return {}  # the Elman RNN has no gates: its only block is the new state itself
-
-
-def _lstm_gates(spec, xw, state, weights, new_state) -> Dict[str, Tensor]:
-    h, c = state
-    a_i, a_f, a_g, a_o = _preactivation(xw, h, weights).chunk(4, dim=-1)  # 4 x (B, H)
-    if weights.get("weight_ci") is not None:
-        a_i = a_i + weights["weight_ci"] * c
-        a_f = a_f + weights["weight_cf"] * c
-        a_o = a_o + weights["weight_co"] * new_state[1]  # o peeps at the new cell state
-    a_f = a_f + spec.forget_bias
-    return {"i": torch.sigmoid(a_i), "f": torch.sigmoid(a_f),
-            "g": torch.tanh(a_g), "o": torch.sigmoid(a_o)}
-
-
-def _gru_gates(spec, xw, state, weights, new_state) -> Dict[str, Tensor]:
-    h = state[0]
-    hidden = h.shape[-1]
-    x_r, x_z, x_n = xw.chunk(3, dim=-1)  # 3 x (B, H)
-    bias_hh = weights.get("bias_hh")
-    if spec.reset_after:
-        h_r, h_z, h_n = F.linear(h, weights["weight_hh"], bias_hh).chunk(3, dim=-1)
-        r = torch.sigmoid(x_r + h_r)
-        n_in = r * h_n
-    else:
-        h_r, h_z = F.linear(h, weights["weight_hh"][: 2 * hidden],
-                            None if bias_hh is None else bias_hh[: 2 * hidden]).chunk(2, dim=-1)
-        r = torch.sigmoid(x_r + h_r)
-        n_in = F.linear(r * h, weights["weight_hh"][2 * hidden:],
-                        None if bias_hh is None else bias_hh[2 * hidden:])
-    return {"r": r, "z": torch.sigmoid(x_z + h_z), "n": torch.tanh(x_n + n_in)}
-
-
-def _janet_gates(spec, xw, state, weights, new_state) -> Dict[str, Tensor]:
-    s, c_tilde = _preactivation(xw, state[0], weights).chunk(2, dim=-1)  # 2 x (B, H)
-    return {"f": torch.sigmoid(s), "g": torch.tanh(c_tilde)}
-
-
-GATE_FUNCTIONS: Dict[str, GateFn] = {
-    "rnn": _rnn_gates, "lstm": _lstm_gates, "gru": _gru_gates, "janet": _janet_gates,
-}
+# -- gate values ------------------------------------------------------------------------
 
 
 def gate_values(spec: CellSpec, xw: Tensor, state: State, weights: Mapping[str, Tensor],
@@ -102,13 +50,10 @@ def gate_values(spec: CellSpec, xw: Tensor, state: State, weights: Mapping[str, 
     :meth:`CellSpec.step`, ``new_state`` the state that step returned (the LSTM's
     output-gate peephole reads the new cell state). LSTM: i, f, g, o (peepholes and
     ``forget_bias`` included); GRU: r, z, n; JANET: f = sigmoid(s), g = tanh(c~);
-    RNN: no gates (an empty dict).
+    MGU: f, h~; RNN and IndRNN: no gates (an empty dict). Each cell defines its own in
+    :meth:`~gatedrnn.cells.CellSpec.gate_values`.
     """
-    try:
-        fn = GATE_FUNCTIONS[spec.name]
-    except KeyError:
-        raise ValueError(f"no gate values known for cell {spec.name!r}") from None
-    return fn(spec, xw, state, weights, new_state)
+    return spec.gate_values(xw, state, weights, new_state)
 
 
 # -- traces ---------------------------------------------------------------------------
