@@ -3,11 +3,13 @@ small tasks, then one table (cells x tasks) as Markdown and JSON.
 
     python benchmarks/train_table.py                      # everything (about 30 min, 2 cores)
     python benchmarks/train_table.py --tasks mnist1d --seeds 1
+    python benchmarks/train_table.py --name cells --tasks mnist1d,pdigits,adding \
+        --cells janet,mgu,mingru,minlstm,indrnn,layernorm-lstm,lstm,gru   # the cell comparison
 
 Runs go to ``runs/bench/<task>`` (reused when the script is run again); each task's
 ``results.md``, ``results.csv`` and ``curves.png`` are copied to
-``benchmarks/results/train/<task>/``, the combined table to
-``benchmarks/results/train.md`` and ``train.json``.
+``benchmarks/results/<name>/<task>/``, the combined table to
+``benchmarks/results/<name>.md`` and ``<name>.json`` (``--name``, default ``train``).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ def main() -> int:
     parser.add_argument("--cells", default=",".join(CELLS))
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--runs", default="runs/bench", help="where the run directories go")
+    parser.add_argument("--name", default="train", help="name of the results table and folder")
     args = parser.parse_args()
     tasks = args.tasks.split(",")
     table = {}
@@ -45,7 +48,7 @@ def main() -> int:
                    "--seeds", str(args.seeds), "--out", str(out)]
         print("$", " ".join(command[2:]), flush=True)
         subprocess.run(command, check=True)
-        destination = ROOT / "results" / "train" / task
+        destination = ROOT / "results" / args.name / task
         destination.mkdir(parents=True, exist_ok=True)
         for name in ("results.md", "results.csv", "curves.png"):
             shutil.copy(out / name, destination / name)
@@ -63,7 +66,7 @@ def main() -> int:
             }
     machine = (f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
                f"Python {platform.python_version()}")
-    (ROOT / "results" / "train.json").write_text(json.dumps({"machine": machine, "table": table}, indent=1) + "\n")
+    (ROOT / "results" / f"{args.name}.json").write_text(json.dumps({"machine": machine, "table": table}, indent=1) + "\n")
     header = "| cell | " + " | ".join(tasks) + " |"
     lines = [f"Test metric, mean ± std over {args.seeds} seeds (accuracy; adding: MSE, lower is better); "
              f"seconds per epoch in brackets. Machine: {machine}.", "", header,
@@ -75,7 +78,7 @@ def main() -> int:
             spread = f" ± {entry['std']:.4f}" if entry["std"] is not None else ""
             cells.append(f"{entry['mean']:.4f}{spread} ({entry['seconds_per_epoch']:.2f} s)")
         lines.append(f"| {cell} | " + " | ".join(cells) + " |")
-    (ROOT / "results" / "train.md").write_text("\n".join(lines) + "\n")
+    (ROOT / "results" / f"{args.name}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
 

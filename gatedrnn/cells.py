@@ -353,10 +353,18 @@ class CellSpec:
     name: ClassVar[str]
     gates: ClassVar[Tuple[str, ...]]
     state_names: ClassVar[Tuple[str, ...]] = ("h",)
+    #: One line per gate (of :meth:`gate_values`): what it is and what it does.
+    gate_notes: ClassVar[Mapping[str, str]] = {}
+    #: The gate whose value near 1 keeps the state (forget-gate histograms), if any.
+    forget_gate: ClassVar[Optional[str]] = None
 
     @property
     def num_gates(self) -> int:
         return len(self.gates)
+
+    def equations(self) -> List[str]:
+        """The cell's equations in plain text, one per line, with its own options."""
+        raise NotImplementedError
 
     def step(self, xw: Tensor, state: State, weights: Mapping[str, Tensor]) -> State:
         raise NotImplementedError
@@ -405,6 +413,9 @@ class RNNSpec(CellSpec):
     def kernel_options(self) -> List[float]:
         return [1.0 if self.nonlinearity == "relu" else 0.0]
 
+    def equations(self) -> List[str]:
+        return [f"h_t = {self.nonlinearity}(W_ih x_t + b_ih + W_hh h_{{t-1}} + b_hh)"]
+
 
 @dataclass(frozen=True)
 class LSTMSpec(CellSpec):
@@ -413,9 +424,25 @@ class LSTMSpec(CellSpec):
     name: ClassVar[str] = "lstm"
     gates: ClassVar[Tuple[str, ...]] = ("i", "f", "g", "o")
     state_names: ClassVar[Tuple[str, ...]] = ("h", "c")
+    gate_notes: ClassVar[Mapping[str, str]] = {
+        "i": "input gate, sigmoid: how much of the candidate g is written into the cell",
+        "f": "forget gate, sigmoid: how much of the previous cell state c is kept",
+        "g": "candidate, tanh: the new content proposed for the cell",
+        "o": "output gate, sigmoid: how much of tanh(c) is shown as the output h",
+    }
+    forget_gate: ClassVar[Optional[str]] = "f"
     forget_bias: float = 0.0
     cell_clip: Optional[float] = None
     proj_clip: Optional[float] = None
+
+    def equations(self) -> List[str]:
+        return ["i_t = sigmoid(W_ii x_t + b_ii + W_hi h_{t-1} + b_hi)",
+                "f_t = sigmoid(W_if x_t + b_if + W_hf h_{t-1} + b_hf"
+                + (f" + {self.forget_bias:g})" if self.forget_bias else ")"),
+                "g_t = tanh(W_ig x_t + b_ig + W_hg h_{t-1} + b_hg)",
+                "o_t = sigmoid(W_io x_t + b_io + W_ho h_{t-1} + b_ho)",
+                "c_t = f_t * c_{t-1} + i_t * g_t",
+                "h_t = o_t * tanh(c_t)"]
 
     def step(self, xw: Tensor, state: State, weights: Mapping[str, Tensor]) -> State:
         return lstm_step(
@@ -446,7 +473,21 @@ class GRUSpec(CellSpec):
 
     name: ClassVar[str] = "gru"
     gates: ClassVar[Tuple[str, ...]] = ("r", "z", "n")
+    gate_notes: ClassVar[Mapping[str, str]] = {
+        "r": "reset gate, sigmoid: how much of the previous state enters the candidate",
+        "z": "update gate, sigmoid: the share of the previous state h that is kept",
+        "n": "candidate, tanh: the new state proposed from the input and the reset state",
+    }
+    forget_gate: ClassVar[Optional[str]] = "z"
     reset_after: bool = True
+
+    def equations(self) -> List[str]:
+        candidate = ("n_t = tanh(W_in x_t + b_in + r_t * (W_hn h_{t-1} + b_hn))" if self.reset_after
+                     else "n_t = tanh(W_in x_t + b_in + W_hn (r_t * h_{t-1}) + b_hn)")
+        return ["r_t = sigmoid(W_ir x_t + b_ir + W_hr h_{t-1} + b_hr)",
+                "z_t = sigmoid(W_iz x_t + b_iz + W_hz h_{t-1} + b_hz)",
+                candidate,
+                "h_t = (1 - z_t) * n_t + z_t * h_{t-1}"]
 
     def step(self, xw: Tensor, state: State, weights: Mapping[str, Tensor]) -> State:
         return (gru_step(xw, state[0], **weights, reset_after=self.reset_after),)
@@ -479,7 +520,20 @@ class JANETSpec(CellSpec):
 
     name: ClassVar[str] = "janet"
     gates: ClassVar[Tuple[str, ...]] = ("f", "g")
+    gate_notes: ClassVar[Mapping[str, str]] = {
+        "f": "forget gate = sigmoid(s): how much of the previous state is kept; the input "
+             "is written with the coupled weight 1 - sigmoid(s - beta)",
+        "g": "candidate = tanh(c~): the new content written into the state",
+    }
+    forget_gate: ClassVar[Optional[str]] = "f"
     beta: float = 1.0
+
+    def equations(self) -> List[str]:
+        return ["s_t = W_if x_t + b_if + W_hf h_{t-1} + b_hf",
+                "c~_t = W_ig x_t + b_ig + W_hg h_{t-1} + b_hg",
+                "f_t = sigmoid(s_t),  g_t = tanh(c~_t)",
+                f"h_t = c_t = f_t * c_{{t-1}} + (1 - sigmoid(s_t - {self.beta:g})) * g_t"
+                f"   (beta = {self.beta:g})"]
 
     def step(self, xw: Tensor, state: State, weights: Mapping[str, Tensor]) -> State:
         return (janet_step(xw, state[0], **weights, beta=self.beta),)
@@ -499,6 +553,16 @@ class MGUSpec(CellSpec):
 
     name: ClassVar[str] = "mgu"
     gates: ClassVar[Tuple[str, ...]] = ("f", "h")
+    gate_notes: ClassVar[Mapping[str, str]] = {
+        "f": "forget gate, sigmoid: the share of the state replaced by the candidate "
+             "(1 - f is kept), and how much of h the candidate sees",
+        "h": "candidate, tanh: the new state proposed from the input and f * h",
+    }
+
+    def equations(self) -> List[str]:
+        return ["f_t = sigmoid(W_if x_t + b_if + W_hf h_{t-1} + b_hf)",
+                "h~_t = tanh(W_ih x_t + b_ih + W_hh (f_t * h_{t-1}) + b_hh)",
+                "h_t = (1 - f_t) * h_{t-1} + f_t * h~_t"]
 
     def step(self, xw: Tensor, state: State, weights: Mapping[str, Tensor]) -> State:
         return (mgu_step(xw, state[0], **weights),)
@@ -533,6 +597,11 @@ class IndRNNSpec(CellSpec):
         return (indrnn_step(xw, state[0], **weights, activation=NONLINEARITIES[self.nonlinearity],
                             recurrent_max=self.recurrent_max),)
 
+    def equations(self) -> List[str]:
+        clip = (f",  u clipped to [-{self.recurrent_max:.4g}, {self.recurrent_max:.4g}]"
+                if self.recurrent_max is not None else "")
+        return [f"h_t = {self.nonlinearity}(W_ih x_t + b_ih + u * h_{{t-1}} + b_hh){clip}"]
+
     def parameter_shapes(self, input_size, hidden_size, *, bias=True, proj_size=0, peepholes=False):
         shapes = super().parameter_shapes(input_size, hidden_size, bias=bias)
         shapes["weight_hh"] = (hidden_size,)
@@ -563,8 +632,17 @@ class LayerNormLSTMSpec(CellSpec):
     name: ClassVar[str] = "layernorm-lstm"
     gates: ClassVar[Tuple[str, ...]] = ("i", "f", "g", "o")
     state_names: ClassVar[Tuple[str, ...]] = ("h", "c")
+    gate_notes: ClassVar[Mapping[str, str]] = LSTMSpec.gate_notes
+    forget_gate: ClassVar[Optional[str]] = "f"
     forget_bias: float = 0.0
     eps: float = 1e-5
+
+    def equations(self) -> List[str]:
+        return ["a_t = LN(W_ih x_t; g_ih) + LN(W_hh h_{t-1}; g_hh) + b   (LN per gate block)",
+                "i_t, f_t, g_t, o_t = sigmoid(a_i), sigmoid(a_f"
+                + (f" + {self.forget_bias:g})" if self.forget_bias else ")") + ", tanh(a_g), sigmoid(a_o)",
+                "c_t = f_t * c_{t-1} + i_t * g_t",
+                "h_t = o_t * tanh(LN(c_t; g_c, b_c))"]
 
     def step(self, xw: Tensor, state: State, weights: Mapping[str, Tensor]) -> State:
         return layernorm_lstm_step(xw, state, **weights, forget_bias=self.forget_bias, eps=self.eps)

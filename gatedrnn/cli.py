@@ -41,10 +41,10 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _summary(args: argparse.Namespace) -> int:
-    from . import layers
     from .inspect.summary import summary_table
+    from .models import RECURRENT
 
-    cls = {"rnn": layers.RNN, "lstm": layers.LSTM, "gru": layers.GRU, "janet": layers.JANET}[args.cell]
+    cls = RECURRENT[args.cell]
     kwargs = dict(num_layers=args.layers, bidirectional=args.bidirectional)
     if args.proj_size:
         if args.cell != "lstm":
@@ -217,7 +217,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     summary = commands.add_parser(
         "summary", help="print a Keras-style table of a layer's shapes and parameter counts")
-    summary.add_argument("--cell", choices=["rnn", "lstm", "gru", "janet"], required=True)
+    summary.add_argument("--cell", choices=["rnn", "lstm", "gru", "janet", "mgu", "indrnn", "layernorm-lstm"],
+                         required=True)
     summary.add_argument("--input-size", type=int, required=True)
     summary.add_argument("--hidden", type=int, required=True)
     summary.add_argument("--layers", type=int, default=1)

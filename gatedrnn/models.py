@@ -23,11 +23,13 @@ from torch import Tensor, nn
 
 from .heads import LastStep, MeanPool
 from .init import chrono_
-from .layers import GRU, JANET, LSTM, RNN
+from .layers import GRU, JANET, LSTM, MGU, RNN, IndRNN, LayerNormLSTM
+from .min_rnn import MinGRU, MinLSTM
 
 __all__ = ["CELLS", "HEADS", "RecurrentModel", "TransformerModel", "build"]
 
-RECURRENT = {"rnn": RNN, "lstm": LSTM, "gru": GRU, "janet": JANET}
+RECURRENT = {"rnn": RNN, "lstm": LSTM, "gru": GRU, "janet": JANET, "mgu": MGU, "indrnn": IndRNN,
+             "layernorm-lstm": LayerNormLSTM, "mingru": MinGRU, "minlstm": MinLSTM}
 #: every ``--cell`` choice
 CELLS = (*RECURRENT, "transformer")
 HEADS = ("last", "mean")
@@ -123,7 +125,8 @@ def build(cell: str, input_size: int, output_size: int, hidden: int = 128, layer
         dropout: between recurrent layers and before the read-out (Transformer: inside
             its blocks).
         t_max: the task's sequence length. JANET is always chrono-initialised with it,
-            as in the paper; the LSTM too when ``chrono`` is set.
+            as in the paper; the LSTM too when ``chrono`` is set; IndRNN clips its
+            recurrent weights to 2^(1/t_max) (``max_steps``).
         backend: the recurrent layers' backend (``auto`` picks the fastest).
     """
     if cell not in CELLS:
@@ -133,8 +136,11 @@ def build(cell: str, input_size: int, output_size: int, hidden: int = 128, layer
                                 dropout=dropout, max_len=max(t_max or 0, 1024), per_step=per_step)
     if chrono and cell not in ("lstm", "janet"):
         raise ValueError(f"chrono initialisation applies to lstm and janet, not {cell}")
+    options = {"backend": backend} if cell not in ("mingru", "minlstm") else {}  # those run a scan
+    if cell == "indrnn":  # the paper's clip for a ReLU unit over the task's length
+        options["max_steps"] = t_max
     layer = RECURRENT[cell](input_size, hidden, num_layers=layers, batch_first=True,
-                            dropout=dropout if layers > 1 else 0.0, backend=backend)
+                            dropout=dropout if layers > 1 else 0.0, **options)
     if cell == "janet" or chrono:
         if t_max is None or t_max < 3:
             raise ValueError(f"chrono initialisation needs t_max >= 3 (the sequence length), got {t_max}")

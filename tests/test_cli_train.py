@@ -34,11 +34,11 @@ def test_python_dash_m_is_the_same_command(capsys):
 
 @pytest.mark.parametrize("argv, message", [
     (["train", "--task", "nope", "--cell", "janet"], "invalid choice: 'nope' (choose from 'mnist1d'"),
-    (["train", "--task", "mnist1d", "--cell", "mgu"], "invalid choice: 'mgu' (choose from 'rnn', 'lstm'"),
+    (["train", "--task", "mnist1d", "--cell", "elman"], "invalid choice: 'elman' (choose from 'rnn', 'lstm'"),
     (["train", "--task", "mnist1d"], "the following arguments are required: --cell"),
     (["train", "--task", "mnist1d", "--cell", "gru", "--epochs", "x"], "argument --epochs: invalid int value"),
     (["train", "--task", "mnist1d", "--cell", "gru", "--optimizer", "lbfgs"], "argument --optimizer: invalid choice"),
-    (["compare", "--task", "mnist1d", "--cells", "lstm,mgu"], "--cells takes a comma-separated list of rnn"),
+    (["compare", "--task", "mnist1d", "--cells", "lstm,elman"], "--cells takes a comma-separated list of rnn"),
 ], ids=["task", "cell", "missing-cell", "epochs-type", "optimizer", "compare-cells"])
 def test_usage_errors_exit_2_and_list_the_choices(capsys, argv, message):
     status, _, err = _run(capsys, *argv)

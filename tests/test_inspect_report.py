@@ -23,6 +23,9 @@ GATE_NAMES = {
     "lstm": [("i", "input gate"), ("f", "forget gate"), ("g", "candidate"), ("o", "output gate")],
     "gru": [("r", "reset gate"), ("z", "update gate"), ("n", "candidate")],
     "janet": [("f", "forget gate"), ("g", "candidate")],
+    "mgu": [("f", "forget gate"), ("h", "candidate")],
+    "layernorm-lstm": [("i", "input gate"), ("f", "forget gate"), ("g", "candidate"), ("o", "output gate")],
+    "indrnn": [],
     "rnn": [],
 }
 RECURRENT_FIGURES = {"cell_vs_output", "gradient_flow_comparison", "learning_curves"}
@@ -66,7 +69,8 @@ def runs(tmp_path_factory):
     two layers."""
     root = tmp_path_factory.mktemp("runs")
     made = {}
-    for cell, layers in (("janet", 1), ("lstm", 1), ("gru", 2), ("rnn", 1), ("transformer", 1)):
+    for cell, layers in (("janet", 1), ("lstm", 1), ("gru", 2), ("rnn", 1), ("transformer", 1),
+                         ("mgu", 1), ("indrnn", 1), ("layernorm-lstm", 1), ("mingru", 1)):
         made[cell] = root / cell
         train(TrainConfig(task="mnist1d", cell=cell, hidden=16, layers=layers, epochs=2, limit=200),
               made[cell], progress=False)
@@ -93,18 +97,24 @@ def check_report(report, cell, kinds):
     return page
 
 
-@pytest.mark.parametrize("cell", ["janet", "lstm", "gru", "rnn"])
+def figures_of(cell):
+    if not GATE_NAMES[cell]:
+        return RECURRENT_FIGURES
+    return GATED_FIGURES if cell != "mgu" else GATED_FIGURES - {"forget_histogram"}  # MGU's f replaces
+
+
+@pytest.mark.parametrize("cell", ["janet", "lstm", "gru", "rnn", "mgu", "indrnn", "layernorm-lstm"])
 def test_report_of_a_recurrent_run(runs, tmp_path, cell):
     rng = torch.get_rng_state()
     report = inspect_run(runs[cell], out=tmp_path / "report", examples=4)
     assert report == tmp_path / "report" / "report.html"
     assert torch.equal(torch.get_rng_state(), rng)  # rebuilding the initial model draws nothing
-    page = check_report(report, cell, GATED_FIGURES if GATE_NAMES[cell] else RECURRENT_FIGURES)
+    page = check_report(report, cell, figures_of(cell))
     text = page.text
     assert f"gatedrnn inspect: {cell} on mnist1d" in text
     for gate, name in GATE_NAMES[cell]:
         assert f"{gate}: {name}" in text
-    if cell == "rnn":
+    if cell in ("rnn", "indrnn"):
         assert "has no gates" in text
     if cell == "janet":
         assert "1 - sigmoid(s_t - 1)" in text
@@ -118,11 +128,12 @@ def test_report_of_a_recurrent_run(runs, tmp_path, cell):
         assert f"{row['train_loss']:.4g}" in text
 
 
-def test_transformer_report_has_no_recurrent_figures(runs, tmp_path):
-    report = inspect_run(runs["transformer"], out=tmp_path)
-    page = check_report(report, "transformer", {"learning_curves"})
-    assert "no recurrent layers" in page.text
-    assert "TransformerModel(" in page.text
+@pytest.mark.parametrize("cell", ["transformer", "mingru"])
+def test_report_without_a_step_by_step_recurrence(runs, tmp_path, cell):
+    report = inspect_run(runs[cell], out=tmp_path)
+    page = check_report(report, cell, {"learning_curves"})
+    assert "no step-by-step recurrent layer" in page.text
+    assert ("TransformerModel(" if cell == "transformer" else "MinGRU(") in page.text
 
 
 def test_bad_arguments_and_missing_files(runs, tmp_path):
@@ -163,7 +174,7 @@ def test_cli_inspect_run_dir(runs, capsys):
     (["--task", "mnist1d"], "--task and --cell go together"),
     (["RUN", "--epochs", "2"], "--epochs trains a fresh run"),
     (["RUN", "--examples", "0"], "--examples must be >= 1, got 0"),
-    (["--task", "mnist1d", "--cell", "mgu"], "invalid choice: 'mgu'"),
+    (["--task", "mnist1d", "--cell", "elman"], "invalid choice: 'elman'"),
 ], ids=["both", "neither", "task-only", "epochs-with-run-dir", "examples", "cell"])
 def test_cli_usage_errors_exit_2(runs, capsys, argv, message):
     argv = [str(runs["janet"]) if a == "RUN" else a for a in argv]

@@ -57,8 +57,8 @@ def test_transformer_is_causal():
 
 
 def test_build_errors():
-    with pytest.raises(ValueError, match="cell must be one of rnn, lstm, gru, janet, transformer"):
-        build("mgu", 1, 2)
+    with pytest.raises(ValueError, match="cell must be one of rnn, lstm, gru, janet, mgu, indrnn, layernorm-lstm, mingru, minlstm, transformer"):
+        build("elman", 1, 2)
     with pytest.raises(ValueError, match="head must be one of last, mean"):
         build("gru", 1, 2, head="max")
     with pytest.raises(ValueError, match="chrono initialisation needs t_max"):

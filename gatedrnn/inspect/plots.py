@@ -28,7 +28,7 @@ from torch import Tensor  # noqa: E402
 from .record import LayerTrace  # noqa: E402
 
 __all__ = [
-    "DPI", "FORGET_GATES", "figure_size",
+    "DPI", "figure_size",
     "gate_heatmaps", "forget_histogram", "cell_vs_output", "gradient_flow_comparison",
     "learning_curves",
 ]
@@ -37,9 +37,6 @@ PathLike = Union[str, "os.PathLike[str]"]
 
 #: Resolution of every figure written here (pixels per inch).
 DPI = 100
-
-#: The gate that decides how much of the past is kept, per cell.
-FORGET_GATES = {"lstm": "f", "janet": "f", "gru": "z"}
 
 _PANEL = (4.0, 3.0)   # one heatmap, inches
 _SINGLE = (6.0, 4.0)  # every other figure, inches
@@ -100,7 +97,7 @@ def forget_histogram(layer_trace: LayerTrace, path: PathLike, bins: int = 50) ->
 
     Raises ValueError for a cell without a forget gate (the Elman RNN)."""
     cell = layer_trace.spec.name
-    gate = FORGET_GATES.get(cell)
+    gate = layer_trace.spec.forget_gate
     if gate is None or gate not in layer_trace.gates:
         raise ValueError(f"layer {layer_trace.name!r}: a {cell} cell has no forget gate")
     values = layer_trace.gates[gate].detach().float().cpu().reshape(-1).numpy()

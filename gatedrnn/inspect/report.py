@@ -31,6 +31,7 @@ from torch import Tensor, nn
 
 from .. import models, tasks
 from ..cells import CellSpec
+from ..layers import RecurrentBase
 from ..train import TrainConfig, read_metrics, train
 from ..train.checkpoint import BEST
 from . import plots
@@ -38,57 +39,9 @@ from .gradflow import gradient_flow
 from .record import record
 from .summary import summary_table
 
-__all__ = ["inspect_run", "inspect_fresh", "GATE_NOTES"]
+__all__ = ["inspect_run", "inspect_fresh"]
 
 PathLike = Union[str, "os.PathLike[str]"]
-
-#: One line per gate block of each cell: what it is and what it does.
-GATE_NOTES: Dict[str, Dict[str, str]] = {
-    "lstm": {
-        "i": "input gate, sigmoid: how much of the candidate g is written into the cell",
-        "f": "forget gate, sigmoid: how much of the previous cell state c is kept",
-        "g": "candidate, tanh: the new content proposed for the cell",
-        "o": "output gate, sigmoid: how much of tanh(c) is shown as the output h",
-    },
-    "gru": {
-        "r": "reset gate, sigmoid: how much of the previous state enters the candidate",
-        "z": "update gate, sigmoid: the share of the previous state h that is kept",
-        "n": "candidate, tanh: the new state proposed from the input and the reset state",
-    },
-    "janet": {
-        "f": "forget gate = sigmoid(s): how much of the previous state is kept; the input "
-             "is written with the coupled weight 1 - sigmoid(s - beta)",
-        "g": "candidate = tanh(c~): the new content written into the state",
-    },
-    "rnn": {},
-}
-
-
-def _equations(spec: CellSpec) -> List[str]:
-    """The cell's equations, one per line, with the spec's own options (beta, ...)."""
-    if spec.name == "lstm":
-        return ["i_t = sigmoid(W_ii x_t + b_ii + W_hi h_{t-1} + b_hi)",
-                "f_t = sigmoid(W_if x_t + b_if + W_hf h_{t-1} + b_hf"
-                + (f" + {spec.forget_bias:g})" if spec.forget_bias else ")"),
-                "g_t = tanh(W_ig x_t + b_ig + W_hg h_{t-1} + b_hg)",
-                "o_t = sigmoid(W_io x_t + b_io + W_ho h_{t-1} + b_ho)",
-                "c_t = f_t * c_{t-1} + i_t * g_t",
-                "h_t = o_t * tanh(c_t)"]
-    if spec.name == "gru":
-        candidate = ("n_t = tanh(W_in x_t + b_in + r_t * (W_hn h_{t-1} + b_hn))" if spec.reset_after
-                     else "n_t = tanh(W_in x_t + b_in + W_hn (r_t * h_{t-1}) + b_hn)")
-        return ["r_t = sigmoid(W_ir x_t + b_ir + W_hr h_{t-1} + b_hr)",
-                "z_t = sigmoid(W_iz x_t + b_iz + W_hz h_{t-1} + b_hz)",
-                candidate,
-                "h_t = (1 - z_t) * n_t + z_t * h_{t-1}"]
-    if spec.name == "janet":
-        return ["s_t = W_if x_t + b_if + W_hf h_{t-1} + b_hf",
-                "c~_t = W_ig x_t + b_ig + W_hg h_{t-1} + b_hg",
-                "f_t = sigmoid(s_t),  g_t = tanh(c~_t)",
-                f"h_t = c_t = f_t * c_{{t-1}} + (1 - sigmoid(s_t - {spec.beta:g})) * g_t"
-                f"   (beta = {spec.beta:g})"]
-    return [f"h_t = {spec.nonlinearity}(W_ih x_t + b_ih + W_hh h_{{t-1}} + b_hh)"]
-
 
 # -- reading a run ----------------------------------------------------------------------
 
@@ -166,7 +119,7 @@ def _figures(loaded: _Loaded, metrics: List[Dict[str, Any]], out: Path) -> Tuple
     layer = getattr(model, "recurrent", None)
     table = None
     n = loaded.x.shape[0]
-    if layer is not None:
+    if isinstance(layer, RecurrentBase):
         table = summary_table(layer)
         trace = record(model, loaded.x)[0]  # layer 0, forward direction; tensors (T, N, H)
         cell = trace.spec.name
@@ -176,8 +129,8 @@ def _figures(loaded: _Loaded, metrics: List[Dict[str, Any]], out: Path) -> Tuple
                 "Every gate of layer 0 on test sequence 0, time on x and unit on y: look for units "
                 "whose forget gate (GRU: update gate z) stays near 1 (long memory) and for gates "
                 "pinned at 0 or 1 (saturated)."), num_gates=len(trace.gates)))
-        if cell in plots.FORGET_GATES:
-            gate = plots.FORGET_GATES[cell]
+        if trace.spec.forget_gate is not None:
+            gate = trace.spec.forget_gate
             what = "forget gate f" if gate == "f" else "update gate z (the share of h kept)"
             path = plots.forget_histogram(trace, out / "forget_histogram.png")
             figures.append(_Figure("forget_histogram", Path(path), (
@@ -259,13 +212,13 @@ def _image(figure: _Figure) -> str:
 
 
 def _cell_section(spec: CellSpec) -> List[str]:
-    parts = ["<h2>The cell</h2>", "<pre>" + _e("\n".join(_equations(spec))) + "</pre>"]
-    notes = GATE_NOTES[spec.name]
+    parts = ["<h2>The cell</h2>", "<pre>" + _e("\n".join(spec.equations())) + "</pre>"]
+    notes = spec.gate_notes
     if notes:
         parts.append("<ul>" + "".join(f"<li><b>{_e(gate)}</b>: {_e(note)}</li>"
                                       for gate, note in notes.items()) + "</ul>")
     else:
-        parts.append("<p>The Elman RNN has no gates: every step overwrites the whole state, so "
+        parts.append(f"<p>The {spec.name} cell has no gates: every step overwrites the whole state, so "
                      "there are no gate heatmaps or forget-gate histogram below.</p>")
     return parts
 
@@ -311,9 +264,10 @@ def _page(loaded: _Loaded, run_dir: Path, figures: List[_Figure], table: Optiona
              f"weights.</p>",
              "<h2>Model</h2>"]
     if table is None:
-        parts.append("<p>The transformer has no recurrent layers, so there are no gates, states "
-                     "or gradients through a recurrence to show: this report holds the model "
-                     "summary, the metrics and the learning curves only.</p>")
+        parts.append(f"<p>The {_e(config.cell)} model has no step-by-step recurrent layer to record "
+                     "(the transformer has none; minGRU and minLSTM run a parallel scan), so there "
+                     "are no gates, states or gradients through a recurrence to show: this report "
+                     "holds the model summary, the metrics and the learning curves only.</p>")
         parts.append("<pre>" + _e(repr(model)) + "</pre>")
     else:
         parts.append("<pre>" + _e(table) + "</pre>")

@@ -336,8 +336,10 @@ def _summary(run: _Run, test_value: float, wall_seconds: float) -> Dict[str, Any
     metric = run.task.metric
     sample = run.splits.train.x[:2].to(run.world.device)
     layer = getattr(run.model, "recurrent", None)
-    backend = (backends.resolve(layer.backend, layer, sample.transpose(0, 1))
-               if layer is not None else "torch")
+    if hasattr(layer, "backend"):
+        backend = backends.resolve(layer.backend, layer, sample.transpose(0, 1))
+    else:  # the Transformer (torch's modules) or a minimal RNN (its parallel scan)
+        backend = getattr(layer, "mode", "torch")
     return {
         "task": run.task.name, "cell": run.config.cell, "metric": metric,
         f"test_{metric}": test_value,
