@@ -281,10 +281,15 @@ def indrnn_step(
 
 
 def _block_layer_norm(a: Tensor, blocks: int, weight: Tensor, bias: Optional[Tensor], eps: float) -> Tensor:
-    """Layer normalisation of each of the ``blocks`` gate blocks of a (B, blocks*H) tensor."""
-    width = a.shape[-1] // blocks
-    normed = F.layer_norm(a.unflatten(-1, (blocks, width)), (width,), eps=eps)  # (B, blocks, H)
-    out = normed.flatten(-2) * weight
+    """Layer normalisation of each of the ``blocks`` gate blocks of a (B, blocks*H) tensor.
+
+    Written out rather than ``F.layer_norm``, whose normalised shape would be read from
+    the tensor: the ONNX export traces this step and needs the graph free of shapes.
+    """
+    v = a.unflatten(-1, (blocks, -1))  # (B, blocks, H)
+    centred = v - v.mean(-1, keepdim=True)
+    normed = (centred * torch.rsqrt(centred.square().mean(-1, keepdim=True) + eps)).flatten(-2)
+    out = normed * weight
     return out if bias is None else out + bias
 
 
@@ -330,7 +335,7 @@ def layernorm_lstm_step(
          + _block_layer_norm(_recurrent(h, weight_hh, None, recurrent_mask), 4, layernorm_hh_weight, None, eps))
     a_i, a_f, a_g, a_o = a.chunk(4, dim=-1)  # 4 x (B, H)
     c_new = torch.sigmoid(a_f + forget_bias) * c + torch.sigmoid(a_i) * torch.tanh(a_g)  # (B, H)
-    c_normed = F.layer_norm(c_new, c_new.shape[-1:], layernorm_c_weight, layernorm_c_bias, eps)
+    c_normed = _block_layer_norm(c_new, 1, layernorm_c_weight, layernorm_c_bias, eps)
     return torch.sigmoid(a_o) * torch.tanh(c_normed), c_new
 
 

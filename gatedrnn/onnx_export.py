@@ -11,11 +11,13 @@ module                                          ONNX
 folded into ``B``)                              for :class:`~gatedrnn.convert.
                                                 TimeReversed`), weights from
                                                 :func:`gatedrnn.convert.to_onnx_weights`
-``gr.JANET``; ``gr.LSTM`` with ``proj_size``,   one ``Scan`` per layer and direction:
-``cell_clip`` or ``proj_clip``                  the input projection of all steps as one
-                                                ``MatMul`` outside, the cell's step
-                                                (:mod:`gatedrnn.cells`) as the body;
-                                                backward directions with
+every other cell (``gr.JANET``, ``gr.MGU``,     one ``Scan`` per layer and direction:
+``gr.IndRNN``, ``gr.LayerNormLSTM``, ``gr.LSTM``  the input projection of all steps as one
+with ``proj_size``, ``cell_clip`` or            ``MatMul`` outside; the body is the
+``proj_clip``)                                  cell's own step function
+                                                (:meth:`~gatedrnn.cells.CellSpec.step`)
+                                                traced by ``torch.onnx``; backward
+                                                directions with
                                                 ``scan_input_directions=[1]``
 ``gr.LastStep`` / ``gr.MeanPool`` /             ``Gather(-1)`` / ``ReduceMean`` /
 ``gr.MaxPool``                                  ``ReduceMax`` over time
@@ -48,7 +50,8 @@ from torch import Tensor, nn
 
 from . import convert
 from .heads import LastStep, MaxPool, MeanPool, SequenceHead
-from .layers import GRU, JANET, LSTM, RNN, RecurrentBase
+from .layers import GRU, LSTM, RNN, RecurrentBase
+from .parameters import INPUT_NAMES, state_sizes
 
 __all__ = ["export_onnx", "OPSET"]
 
@@ -133,52 +136,73 @@ def _native_layer(g: _Graph, module: nn.Module, layer: RecurrentBase, k: int, x:
     return y, list(outs[1:])
 
 
-def _split(g: _Graph, a: str, parts: int, size: int) -> List[str]:
-    return g.op("Split", [a, g.const("split", _i64([size] * parts))], num_outputs=parts, axis=-1)
+class _Step(nn.Module):
+    """One step of a layer's cell, ``(state..., xw_t) -> (state'..., y_t)``, with the
+    recurrent weights of one layer and direction as constants: what the Scan body runs."""
+
+    def __init__(self, layer: RecurrentBase, suffix: str) -> None:
+        super().__init__()
+        self.spec = layer.spec
+        self.names = [name[: -len(suffix)] for name in layer._all_weights[_index(layer, suffix)]
+                      if name[: -len(suffix)] not in INPUT_NAMES]
+        for name in self.names:
+            self.register_buffer(name, getattr(layer, name + suffix).detach().float().clone())
+
+    def forward(self, *args: Tensor) -> Tuple[Tensor, ...]:
+        *state, xw = args
+        new = self.spec.step(xw, tuple(state), {name: getattr(self, name) for name in self.names})
+        return (*new, new[0])
 
 
-def _scalar(g: _Graph, value: float) -> str:
-    return g.const("scalar", np.asarray(value, dtype=np.float32))
+def _index(layer: RecurrentBase, suffix: str) -> int:
+    """Position of ``_l{k}[_reverse]`` in the layer's parameter groups."""
+    k, reverse = int(suffix[2:].split("_")[0]), suffix.endswith("_reverse")
+    return k * layer.num_directions + int(reverse)
 
 
 def _step_body(layer: RecurrentBase, g: _Graph, suffix: str) -> Tuple[list, list]:
-    """The Scan body of one step of ``layer`` (LSTM or JANET, see gatedrnn.cells):
+    """The Scan body of one step of ``layer``: the cell's own step function
+    (:meth:`gatedrnn.cells.CellSpec.step`) traced by ``torch.onnx``, so every cell
+    exports without ONNX code of its own. Its constants become the root graph's
+    initializers and every value name is made unique in the model.
     -> (body inputs [states..., xw_t], body outputs [states'..., y_t]), names only."""
-    hidden = layer.hidden_size
-    p = {name: getattr(layer, name + suffix) for name in
-         ("weight_hh", "bias_hh", "weight_hr", "weight_ci", "weight_cf", "weight_co")
-         if hasattr(layer, name + suffix)}
-    states = [g.name("h")] + ([g.name("c")] if isinstance(layer, LSTM) else [])
-    xw = g.name("xw_t")  # (B, G*H)
-    a = g.op("Add", [xw, g.op("MatMul", [states[0], g.const("w_hh_t", _f32(p["weight_hh"].t()))])])
-    if "bias_hh" in p:
-        a = g.op("Add", [a, g.const("b_hh", _f32(p["bias_hh"]))])  # (B, G*H)
-    if isinstance(layer, JANET):
-        s, c_tilde = _split(g, a, 2, hidden)
-        keep = g.op("Mul", [g.op("Sigmoid", [s]), states[0]])
-        # 1 - sigmoid(s - beta) = sigmoid(beta - s)
-        write = g.op("Sigmoid", [g.op("Sub", [_scalar(g, layer.beta), s])])
-        h = g.op("Add", [keep, g.op("Mul", [write, g.op("Tanh", [c_tilde])])])
-        return states + [xw], [h, g.op("Identity", [h])]
-    c = states[1]
-    a_i, a_f, a_g, a_o = _split(g, a, 4, hidden)
-    if "weight_ci" in p:
-        a_i = g.op("Add", [a_i, g.op("Mul", [g.const("p_i", _f32(p["weight_ci"])), c])])
-        a_f = g.op("Add", [a_f, g.op("Mul", [g.const("p_f", _f32(p["weight_cf"])), c])])
-    if layer.forget_bias != 0.0:
-        a_f = g.op("Add", [a_f, _scalar(g, layer.forget_bias)])
-    c_new = g.op("Add", [g.op("Mul", [g.op("Sigmoid", [a_f]), c]),
-                         g.op("Mul", [g.op("Sigmoid", [a_i]), g.op("Tanh", [a_g])])])
-    if layer.cell_clip is not None:
-        c_new = g.op("Clip", [c_new, _scalar(g, -layer.cell_clip), _scalar(g, layer.cell_clip)])
-    if "weight_co" in p:
-        a_o = g.op("Add", [a_o, g.op("Mul", [g.const("p_o", _f32(p["weight_co"])), c_new])])
-    h = g.op("Mul", [g.op("Sigmoid", [a_o]), g.op("Tanh", [c_new])])
-    if "weight_hr" in p:
-        h = g.op("MatMul", [h, g.const("w_hr_t", _f32(p["weight_hr"].t()))])
-        if layer.proj_clip is not None:
-            h = g.op("Clip", [h, _scalar(g, -layer.proj_clip), _scalar(g, layer.proj_clip)])
-    return states + [xw], [h, c_new, g.op("Identity", [h])]
+    import io
+    import warnings
+
+    import onnx
+    from onnx import numpy_helper
+
+    step = _Step(layer, suffix)
+    sizes = state_sizes(len(layer.spec.state_names), layer.hidden_size, layer.proj_size)
+    example = [torch.zeros(2, size) for size in sizes] + [torch.zeros(2, _input_width(layer, suffix))]
+    names_in = [f"s{i}" for i in range(len(sizes))] + ["xw"]
+    names_out = [f"s{i}_new" for i in range(len(sizes))] + ["y"]
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():  # the TorchScript exporter's deprecation notice
+        warnings.simplefilter("ignore")
+        torch.onnx.export(step, tuple(example), buffer, dynamo=False, opset_version=OPSET,
+                          input_names=names_in, output_names=names_out,
+                          dynamic_axes={name: {0: "batch"} for name in names_in + names_out})
+    traced = onnx.load_from_string(buffer.getvalue()).graph
+    rename = {name: g.name(name) for name in names_in}
+    for init in traced.initializer:
+        rename[init.name] = g.const("step_weight", numpy_helper.to_array(init))
+    for node in traced.node:
+        for out in node.output:
+            rename[out] = g.name(out.strip("/").replace("/", "_") or "value")
+        node.input[:] = [rename.get(name, name) for name in node.input]
+        node.output[:] = [rename[name] for name in node.output]
+        node.name = ""
+        g.nodes.append(node)
+    outputs = [rename[name] if name in rename else name for name in names_out]
+    # an output that is a graph input, or one value returned twice, needs its own name
+    outputs = [g.op("Identity", [name]) for name in outputs]
+    return [rename[name] for name in names_in], outputs
+
+
+def _input_width(layer: RecurrentBase, suffix: str) -> int:
+    """Width of xw_t: the cell's gate blocks, G*H."""
+    return getattr(layer, "weight_ih" + suffix).shape[0]
 
 
 def _zeros_state(g: _Graph, x: str, size: int) -> str:
@@ -197,9 +221,9 @@ def _scan_direction(g: _Graph, layer: RecurrentBase, k: int, direction: int, rev
 
     suffix = f"_l{k}" + ("_reverse" if direction == 1 else "")
     xw = g.op("MatMul", [x, g.const("w_ih_t", _f32(getattr(layer, "weight_ih" + suffix).t()))])
-    if layer.bias:
+    if hasattr(layer, "bias_ih" + suffix):
         xw = g.op("Add", [xw, g.const("b_ih", _f32(getattr(layer, "bias_ih" + suffix)))])  # (T, B, G*H)
-    sizes = [layer.real_hidden_size] + ([layer.hidden_size] if isinstance(layer, LSTM) else [])
+    sizes = state_sizes(len(layer.spec.state_names), layer.hidden_size, layer.proj_size)
     index = k * layer.num_directions + direction
     if states0 is None:
         init = [_zeros_state(g, x, size) for size in sizes]
@@ -271,8 +295,8 @@ def export_onnx(module: nn.Module, example_input, path=None):
     becomes) and return the ``onnx.ModelProto``.
 
     Args:
-        module: a gatedrnn layer (``RNN``, ``LSTM``, ``GRU``, ``JANET``, any
-            ``num_layers``, bidirectional), a :class:`gatedrnn.convert.TimeReversed`
+        module: a gatedrnn layer (``RNN``, ``LSTM``, ``GRU``, ``JANET``, ``MGU``,
+            ``IndRNN``, ``LayerNormLSTM``, any ``num_layers``, bidirectional), a :class:`gatedrnn.convert.TimeReversed`
             layer, or ``nn.Sequential(layer, head, ...)`` with a head (``LastStep``,
             ``MeanPool``, ``MaxPool``) followed by ``Linear`` / activations.
         example_input: a 3-D float tensor as the module takes it ((T, B, I), or
@@ -324,8 +348,7 @@ def export_onnx(module: nn.Module, example_input, path=None):
     io_dims = ["batch", "time"] if batch_first else ["time", "batch"]
     inputs = [helper.make_tensor_value_info("input", _FLOAT, io_dims + [layer.input_size])]
     x = g.op("Transpose", ["input"], perm=[1, 0, 2]) if batch_first else "input"
-    lstm = isinstance(layer, LSTM)
-    state_names = ["h", "c"] if lstm else ["h"]
+    state_names = list(layer.spec.state_names)
     depth = layer.num_layers * layer.num_directions
     sizes = [layer.real_hidden_size, layer.hidden_size]
     states0 = None

@@ -254,6 +254,9 @@ EXPORT_LAYERS = {
     "rnn-tanh": lambda **kw: gr.RNN(I, H, **kw),
     "rnn-relu": lambda **kw: gr.RNN(I, H, nonlinearity="relu", **kw),
     "janet (Scan)": lambda **kw: gr.JANET(I, H, beta=1.5, **kw),
+    "mgu (Scan)": lambda **kw: gr.MGU(I, H, **kw),
+    "indrnn-clipped (Scan)": lambda **kw: gr.IndRNN(I, H, recurrent_max=0.6, **kw),
+    "layernorm-lstm (Scan)": lambda **kw: gr.LayerNormLSTM(I, H, forget_bias=0.5, **kw),
 }
 SHAPES = [dict(num_layers=1), dict(num_layers=2), dict(num_layers=2, bidirectional=True),
           dict(num_layers=1, bidirectional=True, batch_first=True)]
@@ -266,7 +269,7 @@ def example(layer, t, b, with_states, seed):
         return x, None
     depth = layer.num_layers * layer.num_directions
     h = torch.randn(depth, b, layer.real_hidden_size, generator=g)
-    if isinstance(layer, gr.LSTM):
+    if len(layer.spec.state_names) == 2:  # (h, c)
         return x, (h, torch.randn(depth, b, layer.hidden_size, generator=g))
     return x, h
 
@@ -307,8 +310,7 @@ def test_export_onnx_layers_in_onnxruntime(name, shape, with_states):
     else:
         assert {"LSTM": "LSTM", "GRU": "GRU", "RNN": "RNN"}[type(layer).__name__] in ops
         assert "Scan" not in ops
-    assert [i.name for i in model.graph.input] == ["input"] + (
-        ["h0", "c0"] if isinstance(layer, gr.LSTM) else ["h0"])
+    assert [i.name for i in model.graph.input] == ["input"] + [f"{n}0" for n in layer.spec.state_names]
 
 
 @pytest.mark.parametrize("name", ["lstm", "janet (Scan)"])
