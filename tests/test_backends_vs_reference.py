@@ -11,7 +11,8 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
 import gatedrnn as gr
 from gatedrnn import backends
 from gatedrnn.backends import fused, reference
-from gatedrnn.cells import GRUSpec, JANETSpec, LSTMSpec, RNNSpec
+from gatedrnn.cells import GRUSpec, IndRNNSpec, JANETSpec, LSTMSpec, MGUSpec, RNNSpec
+from gatedrnn.parameters import INPUT_NAMES
 
 I, H, P = 3, 7, 3  # H not a multiple of 8; P: the LSTM projection
 
@@ -26,7 +27,19 @@ LAYERS = [
     ("gru_reset_before", lambda **kw: gr.GRU(I, H, reset_after=False, **kw)),
     ("janet_beta1", lambda **kw: gr.JANET(I, H, **kw)),
     ("janet_beta0.5", lambda **kw: gr.JANET(I, H, beta=0.5, **kw)),
+    ("mgu", lambda **kw: gr.MGU(I, H, **kw)),
+    ("indrnn_relu_clipped", lambda **kw: spread_recurrent_weights(gr.IndRNN(I, H, recurrent_max=0.8, **kw))),
+    ("indrnn_tanh", lambda **kw: gr.IndRNN(I, H, nonlinearity="tanh", **kw)),
 ]
+
+
+def spread_recurrent_weights(indrnn):
+    """u ~ U(-1.2, 1.2): some entries beyond recurrent_max, where the clip cuts the gradient."""
+    with torch.no_grad():
+        for name, p in indrnn.named_parameters():
+            if name.startswith("weight_hh"):
+                p.uniform_(-1.2, 1.2)
+    return indrnn
 
 # (id, T, B, layer kwargs, with hx, lengths for a PackedSequence or None)
 SCENARIOS = [
@@ -158,6 +171,9 @@ SPECS = [
     ("gru_reset_before", GRUSpec(reset_after=False)),
     ("janet_beta1", JANETSpec()),
     ("janet_beta0.5", JANETSpec(beta=0.5)),
+    ("mgu", MGUSpec()),
+    ("indrnn_relu_clipped", IndRNNSpec(recurrent_max=0.8)),
+    ("indrnn_tanh", IndRNNSpec("tanh")),
 ]
 
 
@@ -168,13 +184,8 @@ def backend_inputs(spec, T, B, H, *, bias=True, proj=0, peepholes=False, dtype=t
         return torch.randn(*shape, dtype=dtype, generator=generator).requires_grad_()
 
     G, Ph = spec.num_gates, proj or H
-    weights = {"weight_hh": rand(G * H, Ph)}
-    if bias:
-        weights["bias_hh"] = rand(G * H)
-    if proj:
-        weights["weight_hr"] = rand(proj, H)
-    if peepholes:
-        weights.update(weight_ci=rand(H), weight_cf=rand(H), weight_co=rand(H))
+    shapes = spec.parameter_shapes(1, H, bias=bias, proj_size=proj, peepholes=peepholes)
+    weights = {name: rand(*shape) for name, shape in shapes.items() if name not in INPUT_NAMES}
     state = (rand(B, Ph), rand(B, H)) if isinstance(spec, LSTMSpec) else (rand(B, H),)
     return rand(T, B, G * H), state, weights
 

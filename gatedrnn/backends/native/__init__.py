@@ -7,7 +7,7 @@ Each cell has two operators in the ``gatedrnn`` library (``torch.ops.gatedrnn``)
                     output, saved) -> (grad_xw, grad_state, grad_weights)
 
 with ``weights`` the layer's recurrent parameters that exist, ``slots`` their indices
-in :data:`RECURRENT_NAMES`, ``options`` the cell's constants (:func:`cell_options`) and
+in :data:`RECURRENT_NAMES`, ``options`` the cell's constants (:meth:`CellSpec.kernel_options`) and
 ``save`` whether to save what backward needs (not when no gradient is asked for). The
 forward op's autograd formula calls the backward op, and fake (meta) kernels describe
 their shapes, so the ops work under ``torch.compile``.
@@ -33,13 +33,13 @@ from typing import List, Mapping, Optional, Sequence, Tuple
 import torch
 from torch import Tensor
 
-from ...cells import CellSpec, GRUSpec, JANETSpec, LSTMSpec, RNNSpec, State
+from ...cells import CellSpec, State
 from ...parameters import RECURRENT_NAMES
 
 _CSRC = os.path.join(os.path.dirname(__file__), "csrc")
 
 #: Cells whose kernels the operator library defines (csrc/library.cpp).
-CELLS = ("rnn", "lstm", "gru", "janet")
+CELLS = ("rnn", "lstm", "gru", "janet", "mgu", "indrnn")
 
 # Vector instruction sets, as torch reports them, with the flags of ATen's own builds.
 _CAPABILITY_FLAGS = {
@@ -104,20 +104,6 @@ def unavailable_reason() -> str:
     return _state["error"] or ""
 
 
-def cell_options(spec: CellSpec) -> List[float]:
-    """The cell's constants, in the order its kernel reads them."""
-    if isinstance(spec, JANETSpec):
-        return [spec.beta]
-    if isinstance(spec, RNNSpec):
-        return [1.0 if spec.nonlinearity == "relu" else 0.0]
-    if isinstance(spec, GRUSpec):
-        return [1.0 if spec.reset_after else 0.0]
-    if isinstance(spec, LSTMSpec):
-        inf = float("inf")
-        return [spec.forget_bias, spec.cell_clip or inf, spec.proj_clip or inf]
-    raise TypeError(f"no native kernel for {type(spec).__name__}")
-
-
 def supports(spec: CellSpec, xw: Tensor) -> bool:
     """CPU tensors of float32/float64 and a cell whose kernel is compiled in."""
     return (xw.device.type == "cpu" and xw.dtype in (torch.float32, torch.float64)
@@ -138,7 +124,7 @@ def run(spec: CellSpec, xw: Tensor, state: State, weights: Mapping[str, Tensor],
     slots = [i for i, name in enumerate(RECURRENT_NAMES) if name in weights]
     ordered = [weights[RECURRENT_NAMES[i]] for i in slots]
     save = torch.is_grad_enabled() and any(t.requires_grad for t in (xw, *state, *ordered))
-    output, final, _ = forward(xw, list(state), ordered, slots, lengths, cell_options(spec), save)
+    output, final, _ = forward(xw, list(state), ordered, slots, lengths, spec.kernel_options(), save)
     return output, tuple(final)
 
 
@@ -157,6 +143,9 @@ def _setup_context(ctx, inputs, output) -> None:
     out, _, saved = output
     ctx.layout = (len(state), len(weights), lengths is not None)
     ctx.slots, ctx.options = slots, options
+    # Unused outputs get None, not zeros: backward never reads the saved tensors' gradient
+    # (a (T, B, G*H) fill per call otherwise) and fills the others only when needed.
+    ctx.set_materialize_grads(False)
     ctx.save_for_backward(*state, *weights, *([lengths] if lengths is not None else []), out, *saved)
 
 
@@ -173,7 +162,10 @@ def _make_backward(backward_op):
         grad_final = [torch.zeros_like(s) if g is None else g for g, s in zip(grad_final, state)]
         grad_xw, grad_state, grad_weights = backward_op(
             grad_output, grad_final, state, weights, ctx.slots, lengths, ctx.options, out, saved)
-        return grad_xw, list(grad_state), list(grad_weights), None, None, None, None
+        # torch's wrapper reads an empty list (a cell without options) as a list of
+        # tensors: its gradient must be an empty list too, not None
+        grad_options = None if ctx.options else []
+        return grad_xw, list(grad_state), list(grad_weights), None, None, grad_options, None
 
     return backward
 
@@ -191,16 +183,20 @@ def _fake_forward(cell: str):
 def _fake_saved(cell: str, xw: Tensor, weights: Sequence[Tensor], hidden: int) -> List[Tensor]:
     """What each kernel saves for backward (the kernels' own layout):
 
-    rnn: nothing (the output gives the derivative); janet: the pre-activations
-    (T, B, 2H); gru: the gate activations r, z, n (T, B, 3H) and (T, B, H) of
+    rnn, indrnn: nothing (the output gives the derivative); janet: the pre-activations
+    (T, B, 2H); mgu: the activations f, n (T, B, 2H) (f * h, the input of W_h, is
+    recomputed); gru: the gate activations r, z, n (T, B, 3H) and (T, B, H) of
     W_hn h + b_hn (reset_after) or r * h (reset before);
     lstm: the gate activations i, f, g, o (T, B, 4H), the cell states (T, B, H) and,
     with a projection, o * tanh(c) before it (T, B, H).
     """
     steps, batch = xw.shape[0], xw.shape[1]
-    per_step = {"rnn": [], "janet": [2 * hidden], "gru": [3 * hidden, hidden],
-                "lstm": [4 * hidden, hidden] + ([hidden] if len(weights) and _has_projection(weights, hidden) else [])}
-    return [xw.new_empty((steps, batch, size)) for size in per_step[cell]]
+    if cell == "lstm":  # only an LSTM's weight_hh tells a projection (IndRNN's is a vector)
+        per_step = [4 * hidden, hidden] + ([hidden] if len(weights) and _has_projection(weights, hidden) else [])
+    else:
+        per_step = {"rnn": [], "indrnn": [], "janet": [2 * hidden], "mgu": [2 * hidden],
+                    "gru": [3 * hidden, hidden]}[cell]
+    return [xw.new_empty((steps, batch, size)) for size in per_step]
 
 
 def _has_projection(weights: Sequence[Tensor], hidden: int) -> bool:

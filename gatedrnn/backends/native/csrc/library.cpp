@@ -9,7 +9,7 @@
 #include "common.h"
 
 TORCH_LIBRARY(gatedrnn, m) {
-  for (const char* cell : {"rnn", "lstm", "gru", "janet"}) {
+  for (const char* cell : {"rnn", "lstm", "gru", "janet", "mgu", "indrnn"}) {
     const std::string forward = std::string(cell) +
         "_forward(Tensor xw, Tensor[] state, Tensor[] weights, int[] slots, Tensor? lengths,"
         " float[] options, bool save) "
