@@ -2,7 +2,8 @@
 
 One training step, ``layer(x)[0].sum().backward()`` with ``x.requires_grad``, float32 on
 the CPU, at T = 784, B = 100, I = 1, H = 128 (pixel-by-pixel MNIST) by default. The
-contenders (MinGRU ``mode="scan"``, MinGRU ``mode="sequential"``, torch.nn.GRU) are
+contenders (MinGRU ``mode="fused"`` (the default on CPU), ``"scan"``, ``"sequential"``,
+torch.nn.GRU) are
 timed interleaved in one process with :func:`gatedrnn.bench.time_interleaved`: warm-up
 rounds, then ``--repeats`` rounds; the table shows medians and torch.nn.GRU's median
 divided by each contender's (the speed-up; above 1: faster than torch.nn.GRU).
@@ -31,7 +32,8 @@ def contenders(T: int, B: int, I: int, H: int):
     """-> (the Contenders, the modules), all seeing the same input."""
     torch.manual_seed(0)
     x = torch.randn(T, B, I, requires_grad=True)  # (T, B, I)
-    modules = {"MinGRU (scan)": gr.MinGRU(I, H, mode="scan"),
+    modules = {"MinGRU (fused)": gr.MinGRU(I, H, mode="fused"),
+               "MinGRU (scan)": gr.MinGRU(I, H, mode="scan"),
                "MinGRU (sequential)": gr.MinGRU(I, H, mode="sequential"),
                "torch.nn.GRU": torch.nn.GRU(I, H)}
 

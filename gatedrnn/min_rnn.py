@@ -4,16 +4,23 @@ Their gates read the input only, never the previous state, so each step is linea
 
 .. math:: h_t = a_t \odot h_{t-1} + b_t, \qquad a_t, b_t \text{ functions of } x_t \text{ only}
 
-and a whole sequence can be computed by a scan over time instead of a loop. Both cells use
-the paper's stable variant: the candidate goes through
+and a whole sequence can be computed by a scan over time instead of a Python loop. Both
+cells use the paper's stable variant: the candidate goes through
 
 .. math:: g(x) = x + 0.5 \ (x \ge 0), \qquad g(x) = \sigma(x) \ (x < 0)
 
 which is positive, so a_t and b_t are positive and the scan runs in log space
-(:func:`parallel_scan_log`). Both modes compute the same function:
+(:func:`parallel_scan_log`). Every mode computes the same function:
 
-* ``mode="scan"`` (default, training): the paper's log-space parallel scan, no loop over
-  time in Python;
+* ``mode="auto"`` (default): ``fused`` for CPU tensors where the native kernels build,
+  else ``scan``;
+* ``mode="fused"``: one native CPU kernel per cell (``csrc/min_rnn.cpp``) computes the
+  gates and the recurrence from ``W_ih x + b_ih`` in a single pass over time (each unit
+  is independent: sequences split across threads, vectors of units walked through all
+  steps; one read of xw and one write of h per element), with a hand-written backward
+  that saves only h;
+* ``mode="scan"``: the paper's log-space parallel scan, no loop over time in Python, any
+  device;
 * ``mode="sequential"``: the paper's sequential form, one step at a time in linear space,
   as :class:`MinGRUCell` / :class:`MinLSTMCell` run it for step-by-step inference.
 
@@ -36,6 +43,7 @@ from torch import Tensor, nn
 import torch.nn.functional as F
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
 
+from .backends import native
 from .parameters import register, reset_uniform_
 from .sequences import reverse_within_lengths, to_time_major, valid_mask
 from .validation import check_dropout, check_hx, check_input, check_int, check_sizes
@@ -46,7 +54,7 @@ __all__ = [
     "min_gru_step", "min_lstm_step", "min_gru_log_terms", "min_lstm_log_terms",
 ]
 
-MODES = ("scan", "sequential")
+MODES = ("auto", "fused", "scan", "sequential")
 #: h_0 when ``hx`` is None: g(0), as the paper's code (a zero h_0 through log_g).
 DEFAULT_H0 = 0.5
 
@@ -104,6 +112,24 @@ def parallel_scan_log(log_coeffs: Tensor, log_values: Tensor,
     if h0 is not None:
         h = h + torch.exp(a_star) * h0
     return h
+
+
+class _FusedMinRNN(torch.autograd.Function):
+    """``torch.ops.gatedrnn.<cell>_forward`` (xw (T, B, G*H), h0 (B, H)) -> h (T, B, H),
+    with its backward op; the cell's kernel is ``csrc/min_rnn.cpp``."""
+
+    @staticmethod
+    def forward(ctx, cell: str, xw: Tensor, h0: Tensor) -> Tensor:
+        h = getattr(torch.ops.gatedrnn, f"{cell}_forward")(xw, h0)  # (T, B, H)
+        ctx.cell = cell
+        ctx.save_for_backward(xw, h, h0)
+        return h
+
+    @staticmethod
+    def backward(ctx, grad_h: Tensor):
+        xw, h, h0 = ctx.saved_tensors
+        grad_xw, grad_h0 = getattr(torch.ops.gatedrnn, f"{ctx.cell}_backward")(grad_h, xw, h, h0)
+        return None, grad_xw, grad_h0
 
 
 def min_gru_log_terms(xw: Tensor) -> Tuple[Tensor, Tensor]:
@@ -179,17 +205,21 @@ def _check_mode(mode) -> str:
 class MinRNNBase(nn.Module):
     """A stack of minimal-RNN layers; see :class:`MinGRU` for the interface.
 
-    Subclasses set ``gates`` (the blocks of ``weight_ih``), ``log_terms`` (for the scan)
-    and ``step`` (for the sequential mode).
+    Subclasses set ``gates`` (the blocks of ``weight_ih``), ``log_terms`` (for the scan),
+    ``step`` (for the sequential mode), ``kernel`` (the native op's name, for the fused
+    mode) and ``frozen_gates`` (per block, the pre-activation that makes a step keep the
+    state exactly, or None: how the fused mode freezes padded steps).
     """
 
     gates: Tuple[str, ...] = ()
     log_terms: Callable[[Tensor], Tuple[Tensor, Tensor]]
     step: Callable[[Tensor, Tensor], Tensor]
+    kernel: str
+    frozen_gates: Tuple[Optional[float], ...]
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
-                 bidirectional: bool = False, mode: str = "scan", device=None,
+                 bidirectional: bool = False, mode: str = "auto", device=None,
                  dtype=None) -> None:
         super().__init__()
         self.input_size, self.hidden_size, _ = check_sizes(input_size, hidden_size, 0)
@@ -248,7 +278,7 @@ class MinRNNBase(nn.Module):
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"
         defaults = dict(num_layers=1, bias=True, batch_first=False, dropout=0.0,
-                        bidirectional=False, mode="scan")
+                        bidirectional=False, mode="auto")
         for name, default in defaults.items():
             if getattr(self, name) != default:
                 s += f", {name}={getattr(self, name)!r}"
@@ -263,6 +293,15 @@ class MinRNNBase(nn.Module):
         (h0,) = check_hx(hx, [shape], self.weight_ih_l0)
         return h0 if batched else h0.unsqueeze(1)
 
+    def resolved_mode(self, x: Tensor) -> str:
+        """The mode a run on ``x`` uses: ``auto`` becomes ``fused`` for CPU float32/64
+        tensors where the native kernels build, else ``scan``."""
+        if self.mode != "auto":
+            return self.mode
+        fused = (x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64)
+                 and native.is_available())
+        return "fused" if fused else "scan"
+
     def _run_direction(self, x: Tensor, h0: Tensor, lengths: Optional[Tensor],
                        pad: Optional[Tensor], layer: int, direction: int) -> Tuple[Tensor, Tensor]:
         """One layer in one direction: x (T, B, I_l), h0 (B, H) -> (output (T, B, H), h_n (B, H))."""
@@ -271,7 +310,14 @@ class MinRNNBase(nn.Module):
         xw = F.linear(x, getattr(self, "weight_ih" + suffix), bias)  # (T, B, G*H)
         if direction == 1:  # the backward direction is the forward scan of each reversed sequence
             xw = reverse_within_lengths(xw, lengths)
-        if self.mode == "scan":
+        mode = self.resolved_mode(xw)
+        if mode == "fused":
+            native.load()  # raises, with the reason, where the kernels cannot be built
+            if pad is not None:  # gates that keep the state exactly: frozen past each length
+                xw = torch.cat([block if value is None else block.masked_fill(pad, value)
+                                for block, value in zip(xw.chunk(len(self.gates), -1), self.frozen_gates)], -1)
+            h = _FusedMinRNN.apply(self.kernel, xw, h0)  # (T, B, H)
+        elif mode == "scan":
             log_coeffs, log_values = self.log_terms(xw)  # (T, B, H) each
             if pad is not None:  # a = 1, b = 0: the state stays frozen past each length
                 log_coeffs = log_coeffs.masked_fill(pad, 0.0)
@@ -342,14 +388,16 @@ class MinGRU(MinRNNBase):
 
     ``mode="scan"`` computes all steps at once with :func:`parallel_scan_log`
     (log a_t = -softplus(k_z), log b_t = -softplus(-k_z) + log g(k_h));
-    ``mode="sequential"`` runs the step above in a loop; both give the same outputs and
-    gradients. ``hx=None`` means h_0 = g(0) = 0.5 (the paper's convention); a given
+    ``mode="fused"`` runs the whole layer direction in one native kernel;
+    ``mode="sequential"`` runs the step above in a loop; all
+    give the same outputs and gradients (``auto``, the default: fused on CPU). ``hx=None`` means h_0 = g(0) = 0.5 (the paper's convention); a given
     ``hx`` is h_0 itself, any real values.
 
     Args:
         input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
         device, dtype: as ``torch.nn.GRU``.
-        mode: ``"scan"`` (default) or ``"sequential"``; may be changed after construction.
+        mode: ``"auto"`` (default), ``"fused"``, ``"scan"`` or ``"sequential"`` (see
+            :mod:`gatedrnn.min_rnn`); may be changed after construction.
 
     Shapes: input (T, B, I), (B, T, I) with ``batch_first``, unbatched (T, I), or a
     ``PackedSequence``; ``hx`` (L*D, B, H) or (L*D, H) unbatched. Returns ``output``
@@ -366,6 +414,8 @@ class MinGRU(MinRNNBase):
     gates = ("z", "h")
     log_terms = staticmethod(min_gru_log_terms)
     step = staticmethod(min_gru_step)
+    kernel = "mingru"
+    frozen_gates = (float("-inf"), None)  # z = 0 keeps h
 
 
 class MinLSTM(MinRNNBase):
@@ -395,6 +445,8 @@ class MinLSTM(MinRNNBase):
     gates = ("f", "i", "h")
     log_terms = staticmethod(min_lstm_log_terms)
     step = staticmethod(min_lstm_step)
+    kernel = "minlstm"
+    frozen_gates = (float("inf"), float("-inf"), None)  # f = 1, i = 0 keep h
 
 
 # -- single-step cells -------------------------------------------------------------------

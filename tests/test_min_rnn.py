@@ -136,7 +136,7 @@ def test_cell_matches_numpy_and_layer(kind):
         h = cell(x[t], h)
         np.testing.assert_allclose(h.detach().numpy(), expected, rtol=1e-12, atol=1e-12)
         steps.append(h)
-    for mode in ("scan", "sequential"):
+    for mode in ("scan", "fused", "sequential"):
         layer.mode = mode
         out, h_n = layer(x, h0)
         torch.testing.assert_close(out, torch.stack(steps), rtol=1e-10, atol=1e-12)
@@ -148,12 +148,12 @@ def test_cell_matches_numpy_and_layer(kind):
 # -- scan against sequential -----------------------------------------------------------
 
 
-def run_both_modes(layer, x, h0):
+def run_both_modes(layer, x, h0, fast_mode):
     """Outputs, h_n and the gradients of (input, h0, every parameter) of a random
-    linear function of output and h_n, in each mode."""
+    linear function of output and h_n, in ``fast_mode`` and in the sequential mode."""
     torch.manual_seed(123)
     results = {}
-    for mode in ("scan", "sequential"):
+    for mode in (fast_mode, "sequential"):
         layer.mode = mode
         xs, h0s = x.clone().requires_grad_(), h0.clone().requires_grad_()
         out, h_n = layer(xs, h0s)
@@ -161,14 +161,15 @@ def run_both_modes(layer, x, h0):
         loss = (out * torch.randn_like(out)).sum() + (h_n * torch.randn_like(h_n)).sum()
         tensors = [xs, h0s, *layer.parameters()]
         results[mode] = (out, h_n, torch.autograd.grad(loss, tensors))
-    return results["scan"], results["sequential"]
+    return results[fast_mode], results["sequential"]
 
 
+@pytest.mark.parametrize("fast_mode", ["scan", "fused"])
 @pytest.mark.parametrize("kind", KINDS)
-def test_scan_equals_sequential_with_gradients(kind):
+def test_scan_equals_sequential_with_gradients(kind, fast_mode):
     layer = make(kind, 3, 4, scale=1.5, num_layers=2, bidirectional=True)
     x, h0 = torch.randn(12, 3, 3, dtype=F64), torch.randn(4, 3, 4, dtype=F64)
-    (out_s, hn_s, grads_s), (out_q, hn_q, grads_q) = run_both_modes(layer, x, h0)
+    (out_s, hn_s, grads_s), (out_q, hn_q, grads_q) = run_both_modes(layer, x, h0, fast_mode)
     torch.testing.assert_close(out_s, out_q, rtol=1e-10, atol=1e-12)
     torch.testing.assert_close(hn_s, hn_q, rtol=1e-10, atol=1e-12)
     names = ["input", "h0", *(name for name, _ in layer.named_parameters())]
@@ -178,9 +179,11 @@ def test_scan_equals_sequential_with_gradients(kind):
         torch.testing.assert_close(gs, gq, rtol=1e-9, atol=1e-9, msg=f"gradient of {name}")
 
 
+@pytest.mark.parametrize("mode", ["scan", "fused"])
 @pytest.mark.parametrize("kind", KINDS)
-def test_gradcheck_scan(kind):
+def test_gradcheck_scan(kind, mode):
     layer = make(kind, 2, 2, scale=1.0, bidirectional=True)
+    layer.mode = mode
     x = torch.randn(4, 2, 2, dtype=F64, requires_grad=True)
     h0 = torch.randn(2, 2, 2, dtype=F64, requires_grad=True)
     names = [name for name, _ in layer.named_parameters()]
@@ -258,15 +261,16 @@ def test_packed_gradients_scan_equal_sequential(kind):
     padded = torch.randn(6, 3, 2, dtype=F64)
     lengths = torch.tensor([6, 3, 4])
     grads = {}
-    for mode in ("scan", "sequential"):
+    for mode in ("scan", "fused", "sequential"):
         layer.mode = mode
         x = padded.clone().requires_grad_()
         out, h_n = layer(pack_padded_sequence(x, lengths, enforce_sorted=False))
         torch.manual_seed(0)
         loss = (out.data * torch.randn_like(out.data)).sum() + h_n.square().sum()
         grads[mode] = torch.autograd.grad(loss, [x, *layer.parameters()])
-    for gs, gq in zip(grads["scan"], grads["sequential"]):
-        torch.testing.assert_close(gs, gq, rtol=1e-9, atol=1e-9)
+    for fast_mode in ("scan", "fused"):
+        for gs, gq in zip(grads[fast_mode], grads["sequential"]):
+            torch.testing.assert_close(gs, gq, rtol=1e-9, atol=1e-9)
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -318,7 +322,7 @@ def test_dropout_between_layers_in_training_only():
 
 
 @pytest.mark.parametrize("kwargs, error, match", [
-    (dict(mode="parallel"), ValueError, r"mode must be one of \('scan', 'sequential'\), got 'parallel'"),
+    (dict(mode="parallel"), ValueError, r"mode must be one of \('auto', 'fused', 'scan', 'sequential'\), got 'parallel'"),
     (dict(mode=1), TypeError, "mode must be a str"),
     (dict(hidden_size=0), ValueError, "hidden_size must be >= 1, got 0"),
     (dict(input_size=2.0), TypeError, "input_size must be an int"),
@@ -363,3 +367,41 @@ def test_bad_inputs(kind):
         cell(torch.randn(2, 2))
     with pytest.raises(ValueError, match=r"hx has the wrong shape: expected \(2, 4\)"):
         cell(torch.randn(2, 3), torch.randn(4))
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_fused_kernel_against_the_step_loop(native_backend, kind, dtype):
+    """The ops on 2 threads (B = 9 rows split unevenly, H = 37 not a vector-width multiple),
+    large pre-activations so that gates saturate; gradients of xw and h0."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        layer = make(kind, 1, 37)
+        G = len(layer.gates)
+        g = torch.Generator().manual_seed(0)
+        xw = (3 * torch.randn(60, 9, G * 37, dtype=dtype, generator=g)).requires_grad_()
+        h0 = torch.randn(9, 37, dtype=dtype, generator=g).requires_grad_()
+        h = getattr(torch.ops.gatedrnn, f"{layer.kernel}_forward")(xw, h0)
+        state, expected = h0, []
+        for xw_t in xw.unbind(0):
+            state = layer.step(xw_t, state)
+            expected.append(state)
+        expected = torch.stack(expected)
+        tol = 1e-12 if dtype == F64 else 1e-5
+        torch.testing.assert_close(h, expected, rtol=tol, atol=tol)
+        weights = torch.randn(h.shape, dtype=dtype, generator=g)
+        theirs = torch.autograd.grad((expected * weights).sum(), (xw, h0))
+        ours = getattr(torch.ops.gatedrnn, f"{layer.kernel}_backward")(weights, xw.detach(), h, h0.detach())
+        for name, x, y in zip(("xw", "h0"), ours, theirs):
+            torch.testing.assert_close(x, y, rtol=tol, atol=tol, msg=f"gradient of {name}")
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_auto_mode_is_fused_on_cpu_and_scan_without_native(native_backend, monkeypatch):
+    layer = gr.MinGRU(2, 3)
+    x = torch.randn(4, 1, 2)
+    assert layer.mode == "auto" and layer.resolved_mode(x) == "fused"
+    monkeypatch.setattr(gr.min_rnn.native, "is_available", lambda: False)
+    assert layer.resolved_mode(x) == "scan"
