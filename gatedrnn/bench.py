@@ -1,8 +1,8 @@
 """Speed benchmarks: gatedrnn layers against their torch.nn baselines.
 
-Every gatedrnn cell (``janet``, ``lstm``, ``gru``, ``rnn``) runs with one or more
-backends beside its torch.nn baseline at the same sizes: ``torch.nn.LSTM`` for JANET
-and the LSTM, ``torch.nn.GRU`` for the GRU, ``torch.nn.RNN`` for the RNN. All are
+Every gatedrnn cell (``janet``, ``lstm``, ``gru``, ``rnn``, ``mgu``) runs with one or
+more backends beside its torch.nn baseline at the same sizes: ``torch.nn.LSTM`` for
+JANET, the MGU and the LSTM (the forget-gate-only cells against what they replace), ``torch.nn.GRU`` for the GRU, ``torch.nn.RNN`` for the RNN. All are
 float32, ``batch_first=False``, one layer, one direction, on the CPU, with torch's
 default initialisation and the same input tensor.
 
@@ -32,7 +32,7 @@ What is measured
   median divided by T.
 - **GFLOP/s**: the matrix-multiply FLOPs of the cell's equations, not of what a backend
   happens to execute: ``2 * g * H * (I + H) * B * T`` per forward, with g gate blocks
-  (janet 2, lstm 4, gru 3, rnn 1); forward+backward counts 3 times the forward. The
+  (janet 2, lstm 4, gru 3, rnn 1, mgu 2); forward+backward counts 3 times the forward. The
   torch baseline's GFLOP/s (JSON only) use its own g, so JANET's baseline is an LSTM
   with g = 4.
 - **Peak MiB**: one extra run of the row's mode per contender, after the timed rounds,
@@ -74,7 +74,7 @@ import torch
 from torch import nn
 
 from . import __version__, backends
-from .layers import GRU, JANET, LSTM, RNN
+from .layers import GRU, JANET, LSTM, MGU, RNN
 
 FORWARD = "forward"
 TRAIN = "forward+backward"
@@ -133,6 +133,7 @@ CELLS: Dict[str, Cell] = {
     "lstm": Cell(LSTM, nn.LSTM, 4, 4),
     "gru": Cell(GRU, nn.GRU, 3, 3),
     "rnn": Cell(RNN, nn.RNN, 1, 1),
+    "mgu": Cell(MGU, nn.LSTM, 2, 4),
 }
 
 

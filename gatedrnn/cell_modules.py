@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from .cells import (NONLINEARITIES, CellSpec, GRUSpec, IndRNNSpec, JANETSpec, LayerNormLSTMSpec, LSTMSpec,
                     MGUSpec, RNNSpec, State)
 from .parameters import INPUT_NAMES, register, state_sizes
-from .validation import check_float, check_hx, check_input, check_int, check_optional_clip, check_sizes
+from .validation import check_float, check_hx, check_input, check_optional_clip, check_sizes
 
 
 class CellBase(nn.Module):
@@ -196,15 +196,7 @@ class IndRNNCell(CellBase):
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True,
                  nonlinearity: str = "relu", device=None, dtype=None, *,
                  max_steps: Optional[int] = None, recurrent_max: Optional[float] = None) -> None:
-        if nonlinearity not in NONLINEARITIES:
-            raise ValueError(
-                f"nonlinearity must be one of {sorted(NONLINEARITIES)}, got {nonlinearity!r}")
-        if max_steps is not None and recurrent_max is not None:
-            raise ValueError(f"give max_steps or recurrent_max, not both "
-                             f"(got max_steps={max_steps}, recurrent_max={recurrent_max})")
-        if max_steps is not None:
-            recurrent_max = 2.0 ** (1.0 / check_int("max_steps", max_steps, 1))
-        spec = IndRNNSpec(nonlinearity, check_optional_clip("recurrent_max", recurrent_max))
+        spec = IndRNNSpec.from_options(nonlinearity, max_steps, recurrent_max)
         super().__init__(spec, input_size, hidden_size, bias, device=device, dtype=dtype)
 
     def forward(self, input: Tensor, hx: Optional[Tensor] = None) -> Tensor:

@@ -35,6 +35,7 @@ from torch import Tensor
 import torch.nn.functional as F
 
 from .parameters import parameter_shapes
+from .validation import check_int, check_optional_clip
 
 Activation = Callable[[Tensor], Tensor]
 State = Tuple[Tensor, ...]
@@ -597,6 +598,21 @@ class IndRNNSpec(CellSpec):
     gates: ClassVar[Tuple[str, ...]] = ("h",)
     nonlinearity: str = "relu"
     recurrent_max: Optional[float] = None
+
+    @classmethod
+    def from_options(cls, nonlinearity: str, max_steps: Optional[int],
+                     recurrent_max: Optional[float]) -> "IndRNNSpec":
+        """The spec of the layer and cell arguments, checked: ``max_steps`` T gives
+        ``recurrent_max = 2 ** (1 / T)``."""
+        if nonlinearity not in NONLINEARITIES:
+            raise ValueError(
+                f"nonlinearity must be one of {sorted(NONLINEARITIES)}, got {nonlinearity!r}")
+        if max_steps is not None and recurrent_max is not None:
+            raise ValueError(f"give max_steps or recurrent_max, not both "
+                             f"(got max_steps={max_steps}, recurrent_max={recurrent_max})")
+        if max_steps is not None:
+            recurrent_max = 2.0 ** (1.0 / check_int("max_steps", max_steps, 1))
+        return cls(nonlinearity, check_optional_clip("recurrent_max", recurrent_max))
 
     def step(self, xw: Tensor, state: State, weights: Mapping[str, Tensor]) -> State:
         return (indrnn_step(xw, state[0], **weights, activation=NONLINEARITIES[self.nonlinearity],

@@ -535,16 +535,8 @@ class IndRNN(RecurrentBase):
                  dropout: float = 0.0, bidirectional: bool = False, device=None, dtype=None,
                  *, max_steps: Optional[int] = None, recurrent_max: Optional[float] = None,
                  backend: str = "auto") -> None:
-        if nonlinearity not in NONLINEARITIES:
-            raise ValueError(
-                f"nonlinearity must be one of {sorted(NONLINEARITIES)}, got {nonlinearity!r}")
-        if max_steps is not None and recurrent_max is not None:
-            raise ValueError(f"give max_steps or recurrent_max, not both "
-                             f"(got max_steps={max_steps}, recurrent_max={recurrent_max})")
-        if max_steps is not None:
-            recurrent_max = 2.0 ** (1.0 / check_int("max_steps", max_steps, 1))
+        spec = IndRNNSpec.from_options(nonlinearity, max_steps, recurrent_max)
         self.nonlinearity = nonlinearity
-        spec = IndRNNSpec(nonlinearity, check_optional_clip("recurrent_max", recurrent_max))
         super().__init__(spec, input_size, hidden_size, num_layers, bias, batch_first,
                          dropout, bidirectional, backend=backend, device=device, dtype=dtype)
 

@@ -23,7 +23,7 @@ def test_flops_match_hand_computed_values():
     # RNN at the smoke point (10, 4, 8, 16): 2 * 1 * 16 * 24 * 4 * 10
     assert bench.forward_flops(bench.CELLS["rnn"].gates, bench.GRIDS["smoke"][0]) == 30_720
     assert {name: (c.gates, c.baseline_gates) for name, c in bench.CELLS.items()} == {
-        "janet": (2, 4), "lstm": (4, 4), "gru": (3, 3), "rnn": (1, 1)}
+        "janet": (2, 4), "lstm": (4, 4), "gru": (3, 3), "rnn": (1, 1), "mgu": (2, 4)}
 
 
 def test_median():
@@ -98,12 +98,12 @@ def test_smoke_grid_end_to_end_through_the_cli(tmp_path, capsys):
 
     records = result["records"]
     keys = [(r["point"], r["cell"], r["mode"]) for r in records]
-    expected = {("T10-B4-I8-H16", cell, mode) for cell in ("janet", "lstm", "gru", "rnn")
+    expected = {("T10-B4-I8-H16", cell, mode) for cell in ("janet", "lstm", "gru", "rnn", "mgu")
                 for mode in ("forward", "forward+backward")}
     assert sorted(keys) == sorted(expected)  # one record per (point, cell, mode)
 
     baselines = {"janet": "torch.nn.LSTM", "lstm": "torch.nn.LSTM", "gru": "torch.nn.GRU",
-                 "rnn": "torch.nn.RNN"}
+                 "rnn": "torch.nn.RNN", "mgu": "torch.nn.LSTM"}
     for r in records:
         assert r["baseline"] == baselines[r["cell"]]
         fast = "native" if backends.native.is_available() else "fused"
