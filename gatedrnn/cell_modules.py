@@ -12,11 +12,10 @@ from typing import Optional, Tuple
 
 import torch
 from torch import Tensor, nn
-import torch.nn.functional as F
 
 from .cells import (NONLINEARITIES, CellSpec, GRUSpec, IndRNNSpec, JANETSpec, LayerNormLSTMSpec, LSTMSpec,
                     MGUSpec, RNNSpec, State)
-from .parameters import INPUT_NAMES, register, state_sizes
+from .parameters import register, state_sizes
 from .validation import check_float, check_hx, check_input, check_optional_clip, check_sizes
 
 
@@ -59,8 +58,10 @@ class CellBase(nn.Module):
             shapes = [(x.size(0), size) if batched else (size,) for size in sizes]
             state = check_hx(hx, shapes, self.weight_ih)
             state = state if batched else tuple(h.unsqueeze(0) for h in state)
-        xw = F.linear(x, self.weight_ih, getattr(self, "bias_ih", None))  # (B, G*H)
-        weights = {name: p for name, p in self.named_parameters(recurse=False) if name not in INPUT_NAMES}
+        params = dict(self.named_parameters(recurse=False))
+        inputs = {name: p for name, p in params.items() if name in self.spec.input_parameters}
+        xw = self.spec.project_input(x, inputs)  # (B, G*H)
+        weights = {name: p for name, p in params.items() if name not in inputs}
         new_state = self.spec.step(xw, state, weights)
         return (new_state if batched else tuple(h.squeeze(0) for h in new_state)), batched
 

@@ -298,7 +298,6 @@ def layernorm_lstm_step(
     xw: Tensor,
     state: Tuple[Tensor, Tensor],
     weight_hh: Tensor,
-    layernorm_ih_weight: Tensor,
     layernorm_hh_weight: Tensor,
     layernorm_c_weight: Tensor,
     layernorm_c_bias: Tensor,
@@ -320,11 +319,13 @@ def layernorm_lstm_step(
     + \beta`, with mean and variance taken over each gate block of H units separately
     (as TensorFlow Addons' ``LayerNormLSTMCell``; haste normalises all 4H together). The
     one bias b is ``bias_hh``: a bias on ``W_ih x`` would vanish in the normalisation,
-    so the layer has no ``bias_ih``.
+    so the layer has no ``bias_ih``. The input term does not depend on the state, so the
+    layer computes it for all steps at once (:func:`layernorm_input`) and the step takes
+    it as ``xw``.
 
     Args:
-        xw: ``W_ih x`` without bias, (B, 4H). state: ``(h, c)``, (B, H) each.
-        weight_hh: (4H, H). layernorm_ih_weight, layernorm_hh_weight: gains, (4H,).
+        xw: ``LN(W_ih x; gamma_ih)``, (B, 4H). state: ``(h, c)``, (B, H) each.
+        weight_hh: (4H, H). layernorm_hh_weight: gains, (4H,).
         layernorm_c_weight, layernorm_c_bias: gain and bias of LN(c), (H,).
         bias_hh: b, (4H,) or None.
 
@@ -332,12 +333,17 @@ def layernorm_lstm_step(
         ``(h', c')``.
     """
     h, c = state
-    a = (_block_layer_norm(xw, 4, layernorm_ih_weight, bias_hh, eps)
-         + _block_layer_norm(_recurrent(h, weight_hh, None, recurrent_mask), 4, layernorm_hh_weight, None, eps))
+    a = xw + _block_layer_norm(_recurrent(h, weight_hh, None, recurrent_mask), 4, layernorm_hh_weight,
+                               bias_hh, eps)
     a_i, a_f, a_g, a_o = a.chunk(4, dim=-1)  # 4 x (B, H)
     c_new = torch.sigmoid(a_f + forget_bias) * c + torch.sigmoid(a_i) * torch.tanh(a_g)  # (B, H)
     c_normed = _block_layer_norm(c_new, 1, layernorm_c_weight, layernorm_c_bias, eps)
     return torch.sigmoid(a_o) * torch.tanh(c_normed), c_new
+
+
+def layernorm_input(x: Tensor, weight_ih: Tensor, layernorm_ih_weight: Tensor, eps: float = 1e-5) -> Tensor:
+    """The layer-normalised LSTM's input term ``LN(W_ih x; gamma_ih)``, (..., I) -> (..., 4H)."""
+    return _block_layer_norm(F.linear(x, weight_ih), 4, layernorm_ih_weight, None, eps)
 
 
 @dataclass(frozen=True)
@@ -363,6 +369,8 @@ class CellSpec:
     gate_notes: ClassVar[Mapping[str, str]] = {}
     #: The gate whose value near 1 keeps the state (forget-gate histograms), if any.
     forget_gate: ClassVar[Optional[str]] = None
+    #: The parameters of the input stage (:meth:`project_input`); the rest go to :meth:`step`.
+    input_parameters: ClassVar[Tuple[str, ...]] = ("weight_ih", "bias_ih")
 
     @property
     def num_gates(self) -> int:
@@ -374,6 +382,12 @@ class CellSpec:
 
     def step(self, xw: Tensor, state: State, weights: Mapping[str, Tensor]) -> State:
         raise NotImplementedError
+
+    def project_input(self, x: Tensor, weights: Mapping[str, Tensor]) -> Tensor:
+        """The input stage, for all steps at once (it does not depend on the state):
+        ``W_ih x + b_ih``, (..., I) -> (..., G H). ``weights`` holds the parameters named in
+        :attr:`input_parameters` that the layer has."""
+        return F.linear(x, weights["weight_ih"], weights.get("bias_ih"))
 
     def parameter_shapes(self, input_size: int, hidden_size: int, *, bias: bool = True,
                          proj_size: int = 0, peepholes: bool = False) -> Dict[str, Tuple[int, ...]]:
@@ -655,8 +669,15 @@ class LayerNormLSTMSpec(CellSpec):
     state_names: ClassVar[Tuple[str, ...]] = ("h", "c")
     gate_notes: ClassVar[Mapping[str, str]] = LSTMSpec.gate_notes
     forget_gate: ClassVar[Optional[str]] = "f"
+    input_parameters: ClassVar[Tuple[str, ...]] = ("weight_ih", "layernorm_ih_weight")
     forget_bias: float = 0.0
     eps: float = 1e-5
+
+    def project_input(self, x: Tensor, weights: Mapping[str, Tensor]) -> Tensor:
+        return layernorm_input(x, weights["weight_ih"], weights["layernorm_ih_weight"], self.eps)
+
+    def kernel_options(self) -> List[float]:
+        return [self.forget_bias, self.eps]
 
     def equations(self) -> List[str]:
         return ["a_t = LN(W_ih x_t; g_ih) + LN(W_hh h_{t-1}; g_hh) + b   (LN per gate block)",
@@ -689,8 +710,8 @@ class LayerNormLSTMSpec(CellSpec):
     def gate_values(self, xw, state, weights, new_state) -> Dict[str, Tensor]:
         """i, f, g, o after the normalisation (``forget_bias`` included)."""
         h = state[0]
-        a = (_block_layer_norm(xw, 4, weights["layernorm_ih_weight"], weights.get("bias_hh"), self.eps)
-             + _block_layer_norm(F.linear(h, weights["weight_hh"]), 4, weights["layernorm_hh_weight"], None, self.eps))
+        a = xw + _block_layer_norm(F.linear(h, weights["weight_hh"]), 4, weights["layernorm_hh_weight"],
+                                   weights.get("bias_hh"), self.eps)
         a_i, a_f, a_g, a_o = a.chunk(4, dim=-1)
         return {"i": torch.sigmoid(a_i), "f": torch.sigmoid(a_f + self.forget_bias),
                 "g": torch.tanh(a_g), "o": torch.sigmoid(a_o)}

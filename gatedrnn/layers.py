@@ -25,7 +25,7 @@ from .backends import torch_kernel
 from .cells import (NONLINEARITIES, CellSpec, GRUSpec, IndRNNSpec, JANETSpec, LayerNormLSTMSpec, LSTMSpec,
                     MGUSpec, RNNSpec, State, ZoneoutSpec)
 from .sequences import reverse_within_lengths, to_time_major
-from .parameters import INPUT_NAMES, register, state_sizes, strip_suffix
+from .parameters import register, state_sizes, strip_suffix
 from .validation import (
     check_dropout,
     check_float,
@@ -151,14 +151,14 @@ class RecurrentBase(nn.Module):
     # -- the forward pass -----------------------------------------------------------
 
     def _direction_inputs(self, x: Tensor, layer: int, direction: int) -> Tuple[Tensor, Dict[str, Tensor]]:
-        """The input projection of all steps as one GEMM, (T, B, G*H), and the recurrent
-        weights of one layer and direction, keyed as the step functions take them."""
-        suffix = f"_l{layer}" + ("_reverse" if direction == 1 else "")
-        xw = F.linear(x, getattr(self, "weight_ih" + suffix), getattr(self, "bias_ih" + suffix, None))  # (T, B, G*H)
+        """The input stage of all steps at once (one GEMM, :meth:`CellSpec.project_input`),
+        (T, B, G*H), and the recurrent weights of one layer and direction, keyed as the
+        step functions take them."""
         names = self._all_weights[layer * self.num_directions + direction]
-        weights = {strip_suffix(name): getattr(self, name) for name in names
-                   if strip_suffix(name) not in INPUT_NAMES}
-        return xw, weights
+        params = {strip_suffix(name): getattr(self, name) for name in names}
+        inputs = {name: p for name, p in params.items() if name in self.spec.input_parameters}
+        xw = self.spec.project_input(x, inputs)  # (T, B, G*H)
+        return xw, {name: p for name, p in params.items() if name not in inputs}
 
     @property
     def regularising(self) -> bool:
@@ -567,8 +567,9 @@ class LayerNormLSTM(RecurrentBase):
     ``layernorm_c_weight_l{k}`` (H,, 1) and ``layernorm_c_bias_l{k}`` (H,, 0).
 
     Args: as :class:`LSTM` without ``proj_size``, ``peepholes`` and the clips, plus
-    ``eps`` (the normalisation's, 1e-5). Runs on the reference backend (no fused kernel
-    yet). Returns ``output, (h_n, c_n)``.
+    ``eps`` (the normalisation's, 1e-5). The input term is computed for all steps at once
+    before the time loop, which runs on the ``fused`` backend (there is no native kernel
+    for this cell yet). Returns ``output, (h_n, c_n)``.
 
     Example::
 

@@ -51,7 +51,7 @@ from torch import Tensor, nn
 from . import convert
 from .heads import LastStep, MaxPool, MeanPool, SequenceHead
 from .layers import GRU, LSTM, RNN, RecurrentBase
-from .parameters import INPUT_NAMES, state_sizes
+from .parameters import state_sizes
 
 __all__ = ["export_onnx", "OPSET"]
 
@@ -136,21 +136,25 @@ def _native_layer(g: _Graph, module: nn.Module, layer: RecurrentBase, k: int, x:
     return y, list(outs[1:])
 
 
-class _Step(nn.Module):
-    """One step of a layer's cell, ``(state..., xw_t) -> (state'..., y_t)``, with the
-    recurrent weights of one layer and direction as constants: what the Scan body runs."""
+class _Stage(nn.Module):
+    """One stage of a layer's cell with the parameters of one layer and direction as
+    constants: the input stage (:meth:`~gatedrnn.cells.CellSpec.project_input`, x (T, B, I)
+    -> xw (T, B, G*H)) or one step (``(state..., xw_t) -> (state'..., y_t)``, the Scan body)."""
 
-    def __init__(self, layer: RecurrentBase, suffix: str) -> None:
+    def __init__(self, layer: RecurrentBase, suffix: str, input_stage: bool) -> None:
         super().__init__()
-        self.spec = layer.spec
-        self.names = [name[: -len(suffix)] for name in layer._all_weights[_index(layer, suffix)]
-                      if name[: -len(suffix)] not in INPUT_NAMES]
+        self.spec, self.input_stage = layer.spec, input_stage
+        names = [name[: -len(suffix)] for name in layer._all_weights[_index(layer, suffix)]]
+        self.names = [name for name in names if (name in layer.spec.input_parameters) == input_stage]
         for name in self.names:
             self.register_buffer(name, getattr(layer, name + suffix).detach().float().clone())
 
     def forward(self, *args: Tensor) -> Tuple[Tensor, ...]:
+        weights = {name: getattr(self, name) for name in self.names}
+        if self.input_stage:
+            return self.spec.project_input(args[0], weights)
         *state, xw = args
-        new = self.spec.step(xw, tuple(state), {name: getattr(self, name) for name in self.names})
+        new = self.spec.step(xw, tuple(state), weights)
         return (*new, new[0])
 
 
@@ -160,33 +164,31 @@ def _index(layer: RecurrentBase, suffix: str) -> int:
     return k * layer.num_directions + int(reverse)
 
 
-def _step_body(layer: RecurrentBase, g: _Graph, suffix: str) -> Tuple[list, list]:
-    """The Scan body of one step of ``layer``: the cell's own step function
-    (:meth:`gatedrnn.cells.CellSpec.step`) traced by ``torch.onnx``, so every cell
-    exports without ONNX code of its own. Its constants become the root graph's
-    initializers and every value name is made unique in the model.
-    -> (body inputs [states..., xw_t], body outputs [states'..., y_t]), names only."""
+def _traced(g: _Graph, module: nn.Module, example: List[Tensor], inputs: List[str],
+            outputs: List[str], dynamic: Tuple[int, ...],
+            bind: Optional[List[str]] = None) -> Tuple[List[str], List[str]]:
+    """``module`` traced by ``torch.onnx`` into ``g``'s nodes: its constants become the root
+    graph's initializers and every value name is made unique in the model. ``dynamic``:
+    the axes of every input and output that are not fixed; ``bind``: values of ``g`` to
+    feed as the inputs (default: new names, e.g. a Scan body's inputs).
+    -> (input names, output names)."""
     import io
     import warnings
 
     import onnx
     from onnx import numpy_helper
 
-    step = _Step(layer, suffix)
-    sizes = state_sizes(len(layer.spec.state_names), layer.hidden_size, layer.proj_size)
-    example = [torch.zeros(2, size) for size in sizes] + [torch.zeros(2, _input_width(layer, suffix))]
-    names_in = [f"s{i}" for i in range(len(sizes))] + ["xw"]
-    names_out = [f"s{i}_new" for i in range(len(sizes))] + ["y"]
     buffer = io.BytesIO()
     with warnings.catch_warnings():  # the TorchScript exporter's deprecation notice
         warnings.simplefilter("ignore")
-        torch.onnx.export(step, tuple(example), buffer, dynamo=False, opset_version=OPSET,
-                          input_names=names_in, output_names=names_out,
-                          dynamic_axes={name: {0: "batch"} for name in names_in + names_out})
+        torch.onnx.export(module, tuple(example), buffer, dynamo=False, opset_version=OPSET,
+                          input_names=inputs, output_names=outputs,
+                          dynamic_axes={name: {axis: f"d{axis}" for axis in dynamic}
+                                        for name in inputs + outputs})
     traced = onnx.load_from_string(buffer.getvalue()).graph
-    rename = {name: g.name(name) for name in names_in}
+    rename = dict(zip(inputs, bind or [g.name(name) for name in inputs]))
     for init in traced.initializer:
-        rename[init.name] = g.const("step_weight", numpy_helper.to_array(init))
+        rename[init.name] = g.const("weight", numpy_helper.to_array(init))
     for node in traced.node:
         for out in node.output:
             rename[out] = g.name(out.strip("/").replace("/", "_") or "value")
@@ -194,15 +196,20 @@ def _step_body(layer: RecurrentBase, g: _Graph, suffix: str) -> Tuple[list, list
         node.output[:] = [rename[name] for name in node.output]
         node.name = ""
         g.nodes.append(node)
-    outputs = [rename[name] if name in rename else name for name in names_out]
-    # an output that is a graph input, or one value returned twice, needs its own name
-    outputs = [g.op("Identity", [name]) for name in outputs]
-    return [rename[name] for name in names_in], outputs
+    # an output that is an input, or one value returned twice, gets its own name
+    return [rename[name] for name in inputs], [g.op("Identity", [rename.get(name, name)]) for name in outputs]
 
 
-def _input_width(layer: RecurrentBase, suffix: str) -> int:
-    """Width of xw_t: the cell's gate blocks, G*H."""
-    return getattr(layer, "weight_ih" + suffix).shape[0]
+def _step_body(layer: RecurrentBase, g: _Graph, suffix: str) -> Tuple[list, list]:
+    """The Scan body of one step of ``layer``: the cell's own step function
+    (:meth:`gatedrnn.cells.CellSpec.step`) traced, so every cell exports without ONNX code
+    of its own. -> (body inputs [states..., xw_t], body outputs [states'..., y_t])."""
+    sizes = state_sizes(len(layer.spec.state_names), layer.hidden_size, layer.proj_size)
+    width = getattr(layer, "weight_ih" + suffix).shape[0]  # G*H
+    example = [torch.zeros(2, size) for size in sizes] + [torch.zeros(2, width)]
+    return _traced(g, _Stage(layer, suffix, input_stage=False), example,
+                   [f"s{i}" for i in range(len(sizes))] + ["xw"],
+                   [f"s{i}_new" for i in range(len(sizes))] + ["y"], dynamic=(0,))
 
 
 def _zeros_state(g: _Graph, x: str, size: int) -> str:
@@ -220,9 +227,10 @@ def _scan_direction(g: _Graph, layer: RecurrentBase, k: int, direction: int, rev
     from onnx import helper
 
     suffix = f"_l{k}" + ("_reverse" if direction == 1 else "")
-    xw = g.op("MatMul", [x, g.const("w_ih_t", _f32(getattr(layer, "weight_ih" + suffix).t()))])
-    if hasattr(layer, "bias_ih" + suffix):
-        xw = g.op("Add", [xw, g.const("b_ih", _f32(getattr(layer, "bias_ih" + suffix)))])  # (T, B, G*H)
+    # the input stage of all steps at once, traced from the cell like the step
+    example = torch.zeros(3, 2, getattr(layer, "weight_ih" + suffix).shape[1])  # (T, B, I)
+    _, (xw,) = _traced(g, _Stage(layer, suffix, input_stage=True), [example], ["x"], ["xw"],
+                       dynamic=(0, 1), bind=[x])  # (T, B, G*H)
     sizes = state_sizes(len(layer.spec.state_names), layer.hidden_size, layer.proj_size)
     index = k * layer.num_directions + direction
     if states0 is None:

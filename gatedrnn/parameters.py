@@ -28,10 +28,11 @@ from typing import Dict, Iterable, Tuple
 import torch
 from torch import nn
 
-#: The LSTM family's recurrent parameters, in the native kernels' slot order. A backend
-#: receives every parameter but the input projection's (:data:`INPUT_NAMES`).
-RECURRENT_NAMES = ("weight_hh", "bias_hh", "weight_hr", "weight_ci", "weight_cf", "weight_co")
-INPUT_NAMES = ("weight_ih", "bias_ih")
+#: The recurrent parameters of every cell, in the native kernels' slot order (the
+#: layer-normalised LSTM's gains and bias last). A backend receives every parameter but
+#: the input stage's (``CellSpec.input_parameters``).
+RECURRENT_NAMES = ("weight_hh", "bias_hh", "weight_hr", "weight_ci", "weight_cf", "weight_co",
+                   "layernorm_hh_weight", "layernorm_c_weight", "layernorm_c_bias")
 
 
 def parameter_shapes(

@@ -208,5 +208,5 @@ def test_argument_errors_name_the_argument():
         gr.IndRNN(3, 5, nonlinearity="gelu")
     with pytest.raises(ValueError, match="eps"):
         gr.LayerNormLSTM(3, 5, eps=0.0)
-    with pytest.raises(ValueError, match="cannot run a layernorm-lstm"):
-        gr.LayerNormLSTM(3, 5, backend="fused")(torch.randn(2, 1, 3))
+    with pytest.raises(ValueError, match="backend 'torch' runs only LSTMs"):
+        gr.LayerNormLSTM(3, 5, backend="torch")(torch.randn(2, 1, 3))

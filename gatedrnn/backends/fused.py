@@ -33,6 +33,8 @@ GRU reset_after=False     4H           r, z, n, h_t (the output)
 JANET                     3H           s (forget pre-activation), tanh(c~), h_t (the output)
 MGU                       3H           f, the candidate, h_t (the output)
 IndRNN                    H            h_t (the output)
+LayerNormLSTM             11H + 5      i, f, g, o, LN(W_hh h) (normalised), its 1/std per
+                                       block, LN(c_t) (normalised), its 1/std, c_t, h_t
 ========================  ===========  ==============================================
 
 Without ``lengths`` the saved ``h_t`` is the returned output tensor itself; with
@@ -60,10 +62,11 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from ..cells import CellSpec, GRUSpec, IndRNNSpec, JANETSpec, LSTMSpec, MGUSpec, RNNSpec, State
+from ..cells import CellSpec, GRUSpec, IndRNNSpec, JANETSpec, LayerNormLSTMSpec, LSTMSpec, MGUSpec, RNNSpec, State
 
 #: The recurrent weights, in the order the autograd Function takes them.
-WEIGHT_NAMES = ("weight_hh", "bias_hh", "weight_hr", "weight_ci", "weight_cf", "weight_co")
+WEIGHT_NAMES = ("weight_hh", "bias_hh", "weight_hr", "weight_ci", "weight_cf", "weight_co",
+                "layernorm_hh_weight", "layernorm_c_weight", "layernorm_c_bias")
 
 Tensors = Tuple[Tensor, ...]
 
@@ -496,9 +499,93 @@ class _IndRNN(_Kernel):
         return out
 
 
+def _block_norm(v: Tensor, blocks: int, eps: float, out: Tensor, rstd: Tensor) -> None:
+    """Normalise each of ``blocks`` blocks of v (B, blocks*K) into ``out``, keeping
+    1/std (B, blocks) in ``rstd``: the statistics of LN without its gain and bias."""
+    vb = v.view(v.shape[0], blocks, -1)
+    centred = vb - vb.mean(-1, keepdim=True)  # (B, blocks, K)
+    torch.rsqrt(centred.square().mean(-1).add_(eps), out=rstd)
+    torch.mul(centred, rstd.unsqueeze(-1), out=out.view_as(vb))
+
+
+def _block_norm_backward(dn: Tensor, n: Tensor, rstd: Tensor, blocks: int) -> Tensor:
+    """Gradient of v from that of n = (v - mean) * rstd, per block:
+    rstd (dn - mean(dn) - n mean(dn n))."""
+    B = dn.shape[0]
+    dnb, nb = dn.view(B, blocks, -1), n.view(B, blocks, -1)
+    dv = dnb - dnb.mean(-1, keepdim=True) - nb * (dnb * nb).mean(-1, keepdim=True)
+    return (dv * rstd.unsqueeze(-1)).view(B, -1)
+
+
+class _LayerNormLSTM(_Kernel):
+    """Layer-normalised LSTM (``xw`` is the already normalised input term).
+
+    Saves per step the gate activations i, f, g, o (4H), the normalised recurrent term
+    (4H) and its 1/std per block (4), the normalised cell state (H) and its 1/std (1).
+    """
+
+    def __init__(self, spec: LayerNormLSTMSpec, w) -> None:
+        super().__init__(spec, w)
+        H = self.H
+        self.g_hh = w["layernorm_hh_weight"]  # (4H,)
+        self.g_c, self.b_c = w["layernorm_c_weight"], w["layernorm_c_bias"]  # (H,)
+        self.saved_widths = (4 * H, 4 * H, 4, H, 1)
+        # d xw (= d of the gate pre-activations), d of W_hh h, d of the LN(c) output
+        self.grad_widths = (4 * H, 4 * H, H)
+
+    def step(self, xw_t, prev, new, saved) -> None:
+        spec, (h, c), (h_new, c_new), (act, n, rstd, m, rstd_c) = self.spec, prev, new, saved
+        _block_norm(torch.mm(h, self.WT), 4, spec.eps, n, rstd)  # LN(W_hh h) before its gain
+        torch.addcmul(xw_t, n, self.g_hh, out=act)
+        if self.b is not None:
+            act.add_(self.b)
+        i, f, g, o = act.chunk(4, 1)
+        if spec.forget_bias != 0.0:
+            f.add_(spec.forget_bias)
+        act[:, :2 * self.H].sigmoid_()
+        g.tanh_()
+        o.sigmoid_()
+        torch.mul(f, c, out=c_new).addcmul_(i, g)  # c' = f c + i g
+        _block_norm(c_new, 1, spec.eps, m, rstd_c)
+        torch.mul(o, torch.addcmul(self.b_c, m, self.g_c).tanh_(), out=h_new)
+
+    def backward_step(self, dnew, prev, new, saved, grads) -> Tensors:
+        (dh, dc), (_, c), (act, n, rstd, m, rstd_c), (da, dr, dy) = dnew, prev, saved, grads
+        i, f, g, o = act.chunk(4, 1)
+        d_i, d_f, d_g, d_o = da.chunk(4, 1)
+        t = torch.addcmul(self.b_c, m, self.g_c).tanh_()  # tanh(LN(c')), recomputed
+        _dsigmoid(dh * t, o, out=d_o)
+        _dtanh(dh * o, t, out=dy)
+        dc_new = _block_norm_backward(dy * self.g_c, m, rstd_c, 1).add_(dc)
+        _dsigmoid(dc_new * g, i, out=d_i)
+        _dsigmoid(dc_new * c, f, out=d_f)
+        _dtanh(dc_new * i, g, out=d_g)
+        dr.copy_(_block_norm_backward(da * self.g_hh, n, rstd, 4))
+        return torch.mm(dr, self.W), dc_new * f
+
+    def recurrent_grads(self, grads: Tensors) -> Tensor:
+        return grads[1]
+
+    def weight_grads(self, needs, grads, h_prev, cs, saved) -> Dict[str, Tensor]:
+        out = {}
+        if needs["weight_hh"]:
+            out["weight_hh"] = _gemm_tn(grads[1], h_prev)
+        if needs["bias_hh"]:
+            out["bias_hh"] = _rows_sum(grads[0])
+        (da, _, dy), (_, n, _, m, _) = grads, saved
+        if needs["layernorm_hh_weight"]:
+            out["layernorm_hh_weight"] = (da * n).sum((0, 1))
+        if needs["layernorm_c_weight"]:
+            out["layernorm_c_weight"] = (dy * m).sum((0, 1))
+        if needs["layernorm_c_bias"]:
+            out["layernorm_c_bias"] = _rows_sum(dy)
+        return out
+
+
 #: Each cell's kernel, by :attr:`CellSpec.name`.
 _KERNELS = {
     "rnn": _RNN, "lstm": _LSTM, "janet": _JANET, "mgu": _MGU, "indrnn": _IndRNN,
+    "layernorm-lstm": _LayerNormLSTM,
     "gru": lambda spec, w: (_GRUResetAfter if spec.reset_after else _GRUResetBefore)(spec, w),
 }
 
@@ -641,8 +728,8 @@ def is_available() -> bool:
 
 
 def supports(spec: CellSpec, xw: Tensor) -> bool:
-    """The cells with a kernel here (all but the layer-normalised LSTM and zoneout) on
-    floating-point tensors of any device."""
+    """The cells with a kernel here (every cell; not zoneout) on floating-point tensors of
+    any device."""
     return spec.name in _KERNELS and xw.is_floating_point()
 
 
