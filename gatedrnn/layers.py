@@ -568,8 +568,8 @@ class LayerNormLSTM(RecurrentBase):
 
     Args: as :class:`LSTM` without ``proj_size``, ``peepholes`` and the clips, plus
     ``eps`` (the normalisation's, 1e-5). The input term is computed for all steps at once
-    before the time loop, which runs on the ``fused`` backend (there is no native kernel
-    for this cell yet). Returns ``output, (h_n, c_n)``.
+    before the time loop (:meth:`~gatedrnn.cells.CellSpec.project_input`); the loop runs on
+    every backend. Returns ``output, (h_n, c_n)``.
 
     Example::
 

@@ -1,6 +1,8 @@
 """The ``native`` backend: fused C++ CPU kernels, one per cell, as real torch ops.
 
-Each cell has two operators in the ``gatedrnn`` library (``torch.ops.gatedrnn``)::
+Each cell has two operators in the ``gatedrnn`` library (``torch.ops.gatedrnn``), named
+after the cell with ``-`` as ``_`` (:func:`op_name`: ``layernorm_lstm`` for
+``"layernorm-lstm"``)::
 
     <cell>_forward(xw, state, weights, slots, lengths, options, save) -> (output, final_state, saved)
     <cell>_backward(grad_output, grad_final_state, state, weights, slots, lengths, options,
@@ -38,8 +40,8 @@ from ...parameters import RECURRENT_NAMES
 
 _CSRC = os.path.join(os.path.dirname(__file__), "csrc")
 
-#: Cells whose kernels the operator library defines (csrc/library.cpp).
-CELLS = ("rnn", "lstm", "gru", "janet", "mgu", "indrnn")
+#: Cells whose kernels the operator library defines (csrc/library.cpp), by op name.
+CELLS = ("rnn", "lstm", "gru", "janet", "mgu", "indrnn", "layernorm_lstm")
 
 # Vector instruction sets, as torch reports them, with the flags of ATen's own builds.
 _CAPABILITY_FLAGS = {
@@ -104,14 +106,19 @@ def unavailable_reason() -> str:
     return _state["error"] or ""
 
 
+def op_name(cell: str) -> str:
+    """A cell's name as its ops spell it: an identifier, ``-`` as ``_``."""
+    return cell.replace("-", "_")
+
+
 def supports(spec: CellSpec, xw: Tensor) -> bool:
     """CPU tensors of float32/float64 and a cell whose kernel is compiled in."""
     return (xw.device.type == "cpu" and xw.dtype in (torch.float32, torch.float64)
-            and spec.name in _state["cells"])
+            and op_name(spec.name) in _state["cells"])
 
 
 def _implemented() -> Tuple[str, ...]:
-    """Cells whose forward op has a CPU kernel in the loaded library."""
+    """Cells (op names) whose forward op has a CPU kernel in the loaded library."""
     has_kernel = torch._C._dispatch_has_kernel_for_dispatch_key
     return tuple(cell for cell in CELLS if has_kernel(f"gatedrnn::{cell}_forward", "CPU"))
 
@@ -120,7 +127,7 @@ def run(spec: CellSpec, xw: Tensor, state: State, weights: Mapping[str, Tensor],
         lengths: Optional[Tensor] = None) -> Tuple[Tensor, State]:
     """See :func:`gatedrnn.backends.reference.run`."""
     load()
-    forward = getattr(torch.ops.gatedrnn, f"{spec.name}_forward")
+    forward = getattr(torch.ops.gatedrnn, f"{op_name(spec.name)}_forward")
     slots = [i for i, name in enumerate(RECURRENT_NAMES) if name in weights]
     ordered = [weights[RECURRENT_NAMES[i]] for i in slots]
     save = torch.is_grad_enabled() and any(t.requires_grad for t in (xw, *state, *ordered))
@@ -188,14 +195,19 @@ def _fake_saved(cell: str, xw: Tensor, weights: Sequence[Tensor], hidden: int) -
     recomputed); gru: the gate activations r, z, n (T, B, 3H) and (T, B, H) of
     W_hn h + b_hn (reset_after) or r * h (reset before);
     lstm: the gate activations i, f, g, o (T, B, 4H), the cell states (T, B, H) and,
-    with a projection, o * tanh(c) before it (T, B, H).
+    with a projection, o * tanh(c) before it (T, B, H); layernorm_lstm: the gate
+    activations i, f, g, o (T, B, 4H), the normalised W_hh h (T, B, 4H) and its 1/std per
+    gate block (T, B, 4), the normalised cell state (T, B, H) and its 1/std (T, B, 1), the
+    cell states (T, B, H). ``cell`` is the op name or the cell's name.
     """
+    cell = op_name(cell)
     steps, batch = xw.shape[0], xw.shape[1]
     if cell == "lstm":  # only an LSTM's weight_hh tells a projection (IndRNN's is a vector)
         per_step = [4 * hidden, hidden] + ([hidden] if len(weights) and _has_projection(weights, hidden) else [])
     else:
         per_step = {"rnn": [], "indrnn": [], "janet": [2 * hidden], "mgu": [2 * hidden],
-                    "gru": [3 * hidden, hidden]}[cell]
+                    "gru": [3 * hidden, hidden],
+                    "layernorm_lstm": [4 * hidden, 4 * hidden, 4, hidden, 1, hidden]}[cell]
     return [xw.new_empty((steps, batch, size)) for size in per_step]
 
 

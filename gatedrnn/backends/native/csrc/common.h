@@ -32,8 +32,13 @@ namespace gatedrnn {
 
 using at::Tensor;
 
-// The recurrent weights by slot: weight_hh, bias_hh, weight_hr, weight_ci, weight_cf, weight_co.
-enum Slot { kWeightHH = 0, kBiasHH, kWeightHR, kWeightCI, kWeightCF, kWeightCO, kNumSlots };
+// The recurrent weights by slot (gatedrnn/parameters.py, RECURRENT_NAMES): weight_hh, bias_hh,
+// weight_hr, weight_ci, weight_cf, weight_co, layernorm_hh_weight, layernorm_c_weight,
+// layernorm_c_bias.
+enum Slot {
+  kWeightHH = 0, kBiasHH, kWeightHR, kWeightCI, kWeightCF, kWeightCO,
+  kLayerNormHH, kLayerNormCW, kLayerNormCB, kNumSlots
+};
 
 struct Weights {
   std::array<std::optional<Tensor>, kNumSlots> by_slot;

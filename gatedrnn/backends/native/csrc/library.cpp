@@ -1,15 +1,17 @@
-// The gatedrnn operator library: every cell defines two ops with one schema,
+// The gatedrnn operator library: every cell defines two ops with one schema (<cell> is the
+// cell's name with "-" as "_", an identifier: layernorm_lstm for "layernorm-lstm"),
 //   <cell>_forward(xw, state, weights, slots, lengths, options, save) -> (output, final_state, saved)
 //   <cell>_backward(grad_output, grad_final_state, state, weights, slots, lengths, options,
 //                   output, saved) -> (grad_xw, grad_state, grad_weights)
 // weights are the layer's recurrent parameters that exist, slots their places in
-// [weight_hh, bias_hh, weight_hr, weight_ci, weight_cf, weight_co]; grad_weights
+// [weight_hh, bias_hh, weight_hr, weight_ci, weight_cf, weight_co, layernorm_hh_weight,
+// layernorm_c_weight, layernorm_c_bias]; grad_weights
 // follow the order of weights. options are the cell's constants (see
 // gatedrnn/backends/native/__init__.py). save=false (no gradient needed) saves nothing.
 #include "common.h"
 
 TORCH_LIBRARY(gatedrnn, m) {
-  for (const char* cell : {"rnn", "lstm", "gru", "janet", "mgu", "indrnn"}) {
+  for (const char* cell : {"rnn", "lstm", "gru", "janet", "mgu", "indrnn", "layernorm_lstm"}) {
     const std::string forward = std::string(cell) +
         "_forward(Tensor xw, Tensor[] state, Tensor[] weights, int[] slots, Tensor? lengths,"
         " float[] options, bool save) "
