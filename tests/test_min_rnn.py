@@ -405,3 +405,16 @@ def test_auto_mode_is_fused_on_cpu_and_scan_without_native(native_backend, monke
     assert layer.mode == "auto" and layer.resolved_mode(x) == "fused"
     monkeypatch.setattr(gr.min_rnn.native, "is_available", lambda: False)
     assert layer.resolved_mode(x) == "scan"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("input_size", [1, gr.min_rnn.FUSED_INPUT_MAX + 1], ids=["projection-inside", "projection-outside"])
+def test_fused_input_paths_equal_sequential(native_backend, kind, input_size):
+    """Narrow inputs take the kernel's own input projection, wider ones a GEMM first."""
+    layer = make(kind, input_size, 5, num_layers=2, bidirectional=True)
+    x, h0 = torch.randn(9, 3, input_size, dtype=F64), torch.randn(4, 3, 5, dtype=F64)
+    (out_f, hn_f, grads_f), (out_q, hn_q, grads_q) = run_both_modes(layer, x, h0, "fused")
+    torch.testing.assert_close(out_f, out_q, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(hn_f, hn_q, rtol=1e-10, atol=1e-12)
+    for gf, gq in zip(grads_f, grads_q):
+        torch.testing.assert_close(gf, gq, rtol=1e-9, atol=1e-9)
