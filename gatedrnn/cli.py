@@ -75,7 +75,8 @@ def _run_training(command: str, job) -> int:
 
 
 def _config_options(args: argparse.Namespace) -> dict:
-    names = ("hidden", "layers", "head", "dropout", "chrono", "batch_size", "lr", "optimizer",
+    names = ("hidden", "layers", "head", "dropout", "chrono", "zoneout", "recurrent_dropout",
+             "batch_size", "lr", "optimizer",
              "schedule", "clip", "weight_decay", "data_dir", "seq_len", "delay", "limit",
              "device", "backend")
     return {name: getattr(args, name) for name in names}
@@ -176,6 +177,10 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
     model.add_argument("--dropout", type=float, help="between layers and before the read-out")
     model.add_argument("--chrono", action="store_true",
                        help="chrono-initialise the LSTM (JANET always is), t_max = sequence length")
+    model.add_argument("--zoneout", type=float, default=0.0,
+                       help="zoneout rate on the recurrent state (lstm, gru, janet, mgu, layernorm-lstm)")
+    model.add_argument("--recurrent-dropout", type=float, default=0.0,
+                       help="variational dropout on h in the recurrent products (same cells)")
     fit = parser.add_argument_group("optimisation (unset: the task's default)")
     fit.add_argument("--epochs", type=int)
     fit.add_argument("--batch-size", type=int, help="global batch (split over torchrun processes)")

@@ -26,12 +26,14 @@ from .init import chrono_
 from .layers import GRU, JANET, LSTM, MGU, RNN, IndRNN, LayerNormLSTM
 from .min_rnn import MinGRU, MinLSTM
 
-__all__ = ["CELLS", "HEADS", "RecurrentModel", "TransformerModel", "build"]
+__all__ = ["CELLS", "HEADS", "REGULARISED_CELLS", "RecurrentModel", "TransformerModel", "build"]
 
 RECURRENT = {"rnn": RNN, "lstm": LSTM, "gru": GRU, "janet": JANET, "mgu": MGU, "indrnn": IndRNN,
              "layernorm-lstm": LayerNormLSTM, "mingru": MinGRU, "minlstm": MinLSTM}
 #: every ``--cell`` choice
 CELLS = (*RECURRENT, "transformer")
+#: the cells that take ``zoneout`` and ``recurrent_dropout``
+REGULARISED_CELLS = ("lstm", "gru", "janet", "mgu", "layernorm-lstm")
 HEADS = ("last", "mean")
 
 
@@ -115,7 +117,8 @@ class TransformerModel(nn.Module):
 
 def build(cell: str, input_size: int, output_size: int, hidden: int = 128, layers: int = 1,
           head: str = "last", dropout: float = 0.0, per_step: bool = False,
-          t_max: Optional[int] = None, chrono: bool = False, backend: str = "auto") -> nn.Module:
+          t_max: Optional[int] = None, chrono: bool = False, backend: str = "auto",
+          zoneout: float = 0.0, recurrent_dropout: float = 0.0) -> nn.Module:
     """The model ``gatedrnn train`` trains.
 
     Args:
@@ -128,6 +131,8 @@ def build(cell: str, input_size: int, output_size: int, hidden: int = 128, layer
             as in the paper; the LSTM too when ``chrono`` is set; IndRNN clips its
             recurrent weights to 2^(1/t_max) (``max_steps``).
         backend: the recurrent layers' backend (``auto`` picks the fastest).
+        zoneout, recurrent_dropout: the layer options of :data:`REGULARISED_CELLS`
+            (training mode only).
     """
     if cell not in CELLS:
         raise ValueError(f"cell must be one of {', '.join(CELLS)}, got {cell!r}")
@@ -139,6 +144,10 @@ def build(cell: str, input_size: int, output_size: int, hidden: int = 128, layer
     options = {"backend": backend} if cell not in ("mingru", "minlstm") else {}  # those run a scan
     if cell == "indrnn":  # the paper's clip for a ReLU unit over the task's length
         options["max_steps"] = t_max
+    if zoneout or recurrent_dropout:
+        if cell not in REGULARISED_CELLS:
+            raise ValueError(f"zoneout and recurrent_dropout apply to {', '.join(REGULARISED_CELLS)}, not {cell}")
+        options.update(zoneout=zoneout, recurrent_dropout=recurrent_dropout)
     layer = RECURRENT[cell](input_size, hidden, num_layers=layers, batch_first=True,
                             dropout=dropout if layers > 1 else 0.0, **options)
     if cell == "janet" or chrono:

@@ -1,5 +1,6 @@
 """``gatedrnn train`` / ``compare`` / ``tasks``: the command line's answers and error cases."""
 
+import json
 import subprocess
 import sys
 
@@ -51,13 +52,37 @@ def test_usage_errors_exit_2_and_list_the_choices(capsys, argv, message):
     (["--hidden", "0"], "hidden must be a positive integer, got 0"),
     (["--dropout", "1.5"], "dropout must be in [0, 1), got 1.5"),
     (["--chrono"], "chrono initialisation applies to lstm (janet always has it), not gru"),
-], ids=["option-of-another-task", "hidden", "dropout", "chrono"])
+    (["--zoneout", "1.0"], "zoneout must be in [0, 1), got 1.0"),
+    (["--recurrent-dropout", "-0.1"], "recurrent_dropout must be in [0, 1), got -0.1"),
+], ids=["option-of-another-task", "hidden", "dropout", "chrono", "zoneout", "recurrent-dropout"])
 def test_bad_values_exit_2_with_the_argument_named(capsys, tmp_path, options, message):
     status, _, err = _run(capsys, "train", "--task", "mnist1d", "--cell", "gru", "--out", str(tmp_path / "r"),
                           *options)
     assert status == 2
     assert f"gatedrnn train: error: {message}" in err
     assert not (tmp_path / "r").exists()
+
+
+def test_regularisation_of_a_cell_without_it_exits_2(capsys, tmp_path):
+    status, _, err = _run(capsys, "train", "--task", "mnist1d", "--cell", "indrnn", "--zoneout", "0.1",
+                          "--out", str(tmp_path / "r"))
+    assert status == 2
+    assert "zoneout applies to lstm, gru, janet, mgu, layernorm-lstm, not indrnn" in err
+
+
+def test_zoneout_and_recurrent_dropout_are_recorded_and_a_run_from_before_them_resumes(capsys, tmp_path):
+    """config.json stores the rates; a run directory written before the options existed
+    (no such keys) resumes, the missing keys taking their defaults."""
+    argv = ["train", "--task", "digits", "--cell", "gru", "--hidden", "8", "--epochs", "1", "--limit", "60",
+            "--quiet"]
+    assert _run(capsys, *argv, "--zoneout", "0.2", "--recurrent-dropout", "0.1", "--out", str(tmp_path / "z"))[0] == 0
+    stored = json.loads((tmp_path / "z" / "config.json").read_text())
+    assert stored["zoneout"] == 0.2 and stored["recurrent_dropout"] == 0.1
+    assert _run(capsys, *argv, "--out", str(tmp_path / "old"))[0] == 0
+    config = tmp_path / "old" / "config.json"
+    old = {k: v for k, v in json.loads(config.read_text()).items() if k not in ("zoneout", "recurrent_dropout")}
+    config.write_text(json.dumps(old))
+    assert _run(capsys, *argv, "--resume", "--out", str(tmp_path / "old"))[0] == 0
 
 
 def test_missing_data_says_how_to_get_it_without_a_traceback(capsys, tmp_path):

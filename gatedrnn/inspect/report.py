@@ -64,7 +64,8 @@ def _build(config: TrainConfig, task: tasks.Task) -> nn.Module:
         return models.build(config.cell, task.input_size, task.output_size, hidden=config.hidden,
                             layers=config.layers, head=config.head, dropout=config.dropout,
                             per_step=task.per_step, t_max=task.seq_len, chrono=config.chrono,
-                            backend=config.backend).eval()
+                            backend=config.backend, zoneout=config.zoneout,
+                            recurrent_dropout=config.recurrent_dropout).eval()
 
 
 def _read_config(run_dir: Path) -> TrainConfig:

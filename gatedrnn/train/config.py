@@ -10,7 +10,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Dict, Optional
 
-from ..models import CELLS, HEADS
+from ..models import CELLS, HEADS, REGULARISED_CELLS
 
 __all__ = ["TrainConfig", "GENERIC_DEFAULTS", "OPTIMIZERS", "SCHEDULES"]
 
@@ -29,7 +29,8 @@ class TrainConfig:
 
     Attributes:
         task, cell: names from :mod:`gatedrnn.tasks` and :data:`gatedrnn.models.CELLS`.
-        hidden, layers, head, dropout, chrono: the model (:func:`gatedrnn.models.build`).
+        hidden, layers, head, dropout, chrono, zoneout, recurrent_dropout: the model
+            (:func:`gatedrnn.models.build`).
         epochs, batch_size (global: split over the processes of a distributed run), lr,
         optimizer, schedule (cosine decay per step, or constant), clip (gradient-norm
         clipping; 0 turns it off), weight_decay, seed: the optimisation.
@@ -45,6 +46,8 @@ class TrainConfig:
     head: Optional[str] = None
     dropout: Optional[float] = None
     chrono: bool = False
+    zoneout: float = 0.0
+    recurrent_dropout: float = 0.0
     epochs: Optional[int] = None
     batch_size: Optional[int] = None
     lr: Optional[float] = None
@@ -90,6 +93,12 @@ class TrainConfig:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
         if self.clip < 0 or self.weight_decay < 0:
             raise ValueError(f"clip and weight_decay must be >= 0, got {self.clip!r} and {self.weight_decay!r}")
+        for name in ("zoneout", "recurrent_dropout"):
+            value = getattr(self, name)
+            if not 0.0 <= value < 1.0:
+                raise ValueError(f"{name} must be in [0, 1), got {value!r}")
+            if value and self.cell not in REGULARISED_CELLS:
+                raise ValueError(f"{name} applies to {', '.join(REGULARISED_CELLS)}, not {self.cell}")
         if self.chrono and self.cell not in ("lstm", "janet"):
             raise ValueError(f"chrono initialisation applies to lstm (janet always has it), not {self.cell}")
 
@@ -98,4 +107,11 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: Dict[str, Any]) -> "TrainConfig":
+        """From :meth:`to_dict`'s output; a field missing (a run written before the field
+        existed) takes its default."""
         return cls(**values)
+
+    @classmethod
+    def default(cls, name: str) -> Any:
+        """The default value of field ``name``."""
+        return next(f.default for f in dataclasses.fields(cls) if f.name == name)

@@ -123,7 +123,8 @@ class _Run:
         self.model = models.build(
             config.cell, task.input_size, task.output_size, hidden=config.hidden, layers=config.layers,
             head=config.head, dropout=config.dropout, per_step=task.per_step, t_max=task.seq_len,
-            chrono=config.chrono, backend=config.backend).to(world.device)
+            chrono=config.chrono, backend=config.backend,
+            zoneout=config.zoneout, recurrent_dropout=config.recurrent_dropout).to(world.device)
         self.batch_size = config.batch_size // world.size
         self.sampler = DistributedSampler(range(len(splits.train)), num_replicas=world.size,
                                           rank=world.rank, shuffle=True, seed=config.seed)
@@ -262,9 +263,10 @@ def _prepare_out(out: Path, config: TrainConfig, resume: bool, world: World) -> 
                         f"that run, or choose another --out")
     if resume and stored_path.exists():
         stored = json.loads(stored_path.read_text())
-        differing = sorted(key for key, value in config.to_dict().items() if stored.get(key) != value)
+        stored = {key: stored.get(key, TrainConfig.default(key)) for key in config.to_dict()}
+        differing = sorted(key for key, value in config.to_dict().items() if stored[key] != value)
         if differing:
-            details = ", ".join(f"{key}: {stored.get(key)!r} -> {getattr(config, key)!r}" for key in differing)
+            details = ", ".join(f"{key}: {stored[key]!r} -> {getattr(config, key)!r}" for key in differing)
             raise TrainingError(f"cannot resume {out}: its configuration differs ({details})")
     if world.is_main:
         out.mkdir(parents=True, exist_ok=True)
