@@ -36,7 +36,8 @@ minimal RNN has none (no ``weight_hh``/``bias_hh``).
 
 from __future__ import annotations
 
-from typing import Callable, List, Optional, Tuple, Union
+from dataclasses import dataclass
+from typing import Callable, ClassVar, List, Optional, Tuple, Union
 
 import torch
 from torch import Tensor, nn
@@ -44,6 +45,7 @@ import torch.nn.functional as F
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
 
 from .backends import native
+from .cells import CellSpec
 from .parameters import register, reset_uniform_
 from .sequences import reverse_within_lengths, to_time_major, valid_mask
 from .validation import check_dropout, check_hx, check_input, check_int, check_sizes
@@ -218,6 +220,37 @@ def min_lstm_step(xw: Tensor, h: Tensor) -> Tensor:
     return (f / total) * h + (i / total) * g(k_h)
 
 
+@dataclass(frozen=True)
+class MinGRUSpec(CellSpec):
+    """minGRU as a :class:`~gatedrnn.cells.CellSpec` (blocks z, h; no recurrent weights):
+    what the ONNX export traces into its ``Scan`` body."""
+
+    name: ClassVar[str] = "mingru"
+    gates: ClassVar[Tuple[str, ...]] = ("z", "h")
+
+    def step(self, xw: Tensor, state, weights) -> Tuple[Tensor]:
+        return (min_gru_step(xw, state[0]),)
+
+    def equations(self) -> List[str]:
+        return ["z_t = sigmoid(W_iz x_t + b_iz),  h~_t = g(W_ih x_t + b_ih)",
+                "h_t = (1 - z_t) * h_{t-1} + z_t * h~_t"]
+
+
+@dataclass(frozen=True)
+class MinLSTMSpec(CellSpec):
+    """minLSTM as a :class:`~gatedrnn.cells.CellSpec` (blocks f, i, h)."""
+
+    name: ClassVar[str] = "minlstm"
+    gates: ClassVar[Tuple[str, ...]] = ("f", "i", "h")
+
+    def step(self, xw: Tensor, state, weights) -> Tuple[Tensor]:
+        return (min_lstm_step(xw, state[0]),)
+
+    def equations(self) -> List[str]:
+        return ["f_t = sigmoid(W_if x_t + b_if),  i_t = sigmoid(W_ii x_t + b_ii),  h~_t = g(W_ih x_t + b_ih)",
+                "h_t = (f_t * h_{t-1} + i_t * h~_t) / (f_t + i_t)"]
+
+
 def _check_mode(mode) -> str:
     if not isinstance(mode, str):
         raise TypeError(f"mode must be a str, one of {MODES}, got {type(mode).__name__} ({mode!r})")
@@ -243,6 +276,10 @@ class MinRNNBase(nn.Module):
     step: Callable[[Tensor, Tensor], Tensor]
     kernel: str
     frozen_gates: Tuple[Optional[float], ...]
+    spec: CellSpec
+    #: no projection; h_0 when ``hx`` is None (what an ONNX graph uses when h0 is not fed)
+    proj_size = 0
+    initial_state_value = DEFAULT_H0
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
@@ -443,7 +480,8 @@ class MinGRU(MinRNNBase):
         (torch.Size([3, 5, 20]), torch.Size([2, 3, 20]))
     """
 
-    gates = ("z", "h")
+    gates = MinGRUSpec.gates
+    spec = MinGRUSpec()
     log_terms = staticmethod(min_gru_log_terms)
     step = staticmethod(min_gru_step)
     kernel = "mingru"
@@ -474,7 +512,8 @@ class MinLSTM(MinRNNBase):
         (torch.Size([5, 3, 40]), torch.Size([2, 3, 20]))
     """
 
-    gates = ("f", "i", "h")
+    gates = MinLSTMSpec.gates
+    spec = MinLSTMSpec()
     log_terms = staticmethod(min_lstm_log_terms)
     step = staticmethod(min_lstm_step)
     kernel = "minlstm"

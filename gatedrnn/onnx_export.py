@@ -12,9 +12,9 @@ folded into ``B``)                              for :class:`~gatedrnn.convert.
                                                 TimeReversed`), weights from
                                                 :func:`gatedrnn.convert.to_onnx_weights`
 every other cell (``gr.JANET``, ``gr.MGU``,     one ``Scan`` per layer and direction:
-``gr.IndRNN``, ``gr.LayerNormLSTM``, ``gr.LSTM``  the input projection of all steps as one
-with ``proj_size``, ``cell_clip`` or            ``MatMul`` outside; the body is the
-``proj_clip``)                                  cell's own step function
+``gr.IndRNN``, ``gr.LayerNormLSTM``,            the input projection of all steps as one
+``gr.MinGRU``, ``gr.MinLSTM``, ``gr.LSTM`` with  ``MatMul`` outside; the body is the
+``proj_size``, ``cell_clip`` or ``proj_clip``)  cell's own step function
                                                 (:meth:`~gatedrnn.cells.CellSpec.step`)
                                                 traced by ``torch.onnx``; backward
                                                 directions with
@@ -51,6 +51,7 @@ from torch import Tensor, nn
 from . import convert
 from .heads import LastStep, MaxPool, MeanPool, SequenceHead
 from .layers import GRU, LSTM, RNN, RecurrentBase
+from .min_rnn import MinRNNBase
 from .parameters import state_sizes
 
 __all__ = ["export_onnx", "OPSET"]
@@ -337,7 +338,7 @@ def export_onnx(module: nn.Module, example_input, path=None):
     else:
         recurrent, tail = module, []
     layer = recurrent.layer if isinstance(recurrent, convert.TimeReversed) else recurrent
-    if not isinstance(layer, RecurrentBase):
+    if not isinstance(layer, (RecurrentBase, MinRNNBase)):
         raise TypeError(f"module must be a gatedrnn layer, TimeReversed(layer) or "
                         f"nn.Sequential starting with one, got {type(module).__name__}")
     x_example, hx = (example_input if isinstance(example_input, (tuple, list)) else (example_input, None))
@@ -358,7 +359,7 @@ def export_onnx(module: nn.Module, example_input, path=None):
     x = g.op("Transpose", ["input"], perm=[1, 0, 2]) if batch_first else "input"
     state_names = list(layer.spec.state_names)
     depth = layer.num_layers * layer.num_directions
-    sizes = [layer.real_hidden_size, layer.hidden_size]
+    sizes = state_sizes(len(layer.spec.state_names), layer.hidden_size, layer.proj_size)
     states0 = None
     if not tail:
         # Optional initial states: a graph input with an initializer of the same name may
@@ -372,7 +373,8 @@ def export_onnx(module: nn.Module, example_input, path=None):
         for n, size in zip(state_names, sizes):
             name = f"{n}0"
             inputs.append(helper.make_tensor_value_info(name, _FLOAT, [depth, "state_batch", size]))
-            g.root.initializers.append(numpy_helper.from_array(np.zeros((depth, 1, size), np.float32), name))
+            h0 = np.full((depth, 1, size), getattr(layer, "initial_state_value", 0.0), np.float32)
+            g.root.initializers.append(numpy_helper.from_array(h0, name))
             target = g.op("Concat", [g.const("depth", _i64([depth])), batch, g.const("size", _i64([size]))], axis=0)
             states0.append(g.op("Expand", [name, target]))
 

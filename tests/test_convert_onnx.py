@@ -257,6 +257,8 @@ EXPORT_LAYERS = {
     "mgu (Scan)": lambda **kw: gr.MGU(I, H, **kw),
     "indrnn-clipped (Scan)": lambda **kw: gr.IndRNN(I, H, recurrent_max=0.6, **kw),
     "layernorm-lstm (Scan)": lambda **kw: gr.LayerNormLSTM(I, H, forget_bias=0.5, **kw),
+    "mingru (Scan)": lambda **kw: gr.MinGRU(I, H, **kw),
+    "minlstm (Scan)": lambda **kw: gr.MinLSTM(I, H, **kw),
 }
 SHAPES = [dict(num_layers=1), dict(num_layers=2), dict(num_layers=2, bidirectional=True),
           dict(num_layers=1, bidirectional=True, batch_first=True)]
@@ -268,7 +270,7 @@ def example(layer, t, b, with_states, seed):
     if not with_states:
         return x, None
     depth = layer.num_layers * layer.num_directions
-    h = torch.randn(depth, b, layer.real_hidden_size, generator=g)
+    h = torch.randn(depth, b, layer.proj_size or layer.hidden_size, generator=g)
     if len(layer.spec.state_names) == 2:  # (h, c)
         return x, (h, torch.randn(depth, b, layer.hidden_size, generator=g))
     return x, h
