@@ -228,8 +228,17 @@ class MinGRUSpec(CellSpec):
     name: ClassVar[str] = "mingru"
     gates: ClassVar[Tuple[str, ...]] = ("z", "h")
 
+    gate_notes: ClassVar[dict] = {
+        "z": "update gate, sigmoid of x_t only: the share of the state replaced by the candidate",
+        "h": "candidate g(W x_t + b), positive: the new content, read from the input alone",
+    }
+
     def step(self, xw: Tensor, state, weights) -> Tuple[Tensor]:
         return (min_gru_step(xw, state[0]),)
+
+    def gate_values(self, xw, state, weights, new_state):
+        k, k_h = xw.chunk(2, dim=-1)  # (B, H) each
+        return {"z": torch.sigmoid(k), "h": g(k_h)}
 
     def equations(self) -> List[str]:
         return ["z_t = sigmoid(W_iz x_t + b_iz),  h~_t = g(W_ih x_t + b_ih)",
@@ -243,8 +252,20 @@ class MinLSTMSpec(CellSpec):
     name: ClassVar[str] = "minlstm"
     gates: ClassVar[Tuple[str, ...]] = ("f", "i", "h")
 
+    gate_notes: ClassVar[dict] = {
+        "f": "forget gate f / (f + i), from x_t only: the share of the state kept",
+        "i": "input gate i / (f + i), from x_t only: the share taken from the candidate",
+        "h": "candidate g(W x_t + b), positive: the new content, read from the input alone",
+    }
+    forget_gate: ClassVar[Optional[str]] = "f"
+
     def step(self, xw: Tensor, state, weights) -> Tuple[Tensor]:
         return (min_lstm_step(xw, state[0]),)
+
+    def gate_values(self, xw, state, weights, new_state):
+        k_f, k_i, k_h = xw.chunk(3, dim=-1)  # (B, H) each
+        f, i = torch.sigmoid(k_f), torch.sigmoid(k_i)
+        return {"f": f / (f + i), "i": i / (f + i), "h": g(k_h)}
 
     def equations(self) -> List[str]:
         return ["f_t = sigmoid(W_if x_t + b_if),  i_t = sigmoid(W_ii x_t + b_ii),  h~_t = g(W_ih x_t + b_ih)",
@@ -348,14 +369,33 @@ class MinRNNBase(nn.Module):
                 s += f", {name}={getattr(self, name)!r}"
         return s
 
-    def _prepare_state(self, hx, batch: int, batched: bool, x: Tensor) -> Tensor:
-        """-> h_0 (L*D, B, H)."""
+    @property
+    def real_hidden_size(self) -> int:
+        return self.hidden_size
+
+    def _prepare_input(self, input) -> Tuple[Tensor, Optional[Tensor], bool]:
+        """-> (x (T, B, I), lengths (B,) or None, batched), as the other layers."""
+        if isinstance(input, PackedSequence):
+            check_input("input", input.data, self.input_size, (2,), self.weight_ih_l0)
+        else:
+            check_input("input", input, self.input_size, (2, 3), self.weight_ih_l0)
+        return to_time_major(input, self.batch_first)
+
+    def _prepare_state(self, hx, batch: int, batched: bool, x: Tensor) -> Tuple[Tensor]:
+        """-> (h_0 (L*D, B, H),): a one-element state tuple, as the other layers."""
         layers = self.num_layers * self.num_directions
         if hx is None:
-            return x.new_full((layers, batch, self.hidden_size), DEFAULT_H0)
+            return (x.new_full((layers, batch, self.hidden_size), DEFAULT_H0),)
         shape = (layers, batch, self.hidden_size) if batched else (layers, self.hidden_size)
         (h0,) = check_hx(hx, [shape], self.weight_ih_l0)
-        return h0 if batched else h0.unsqueeze(1)
+        return (h0 if batched else h0.unsqueeze(1),)
+
+    def _direction_inputs(self, x: Tensor, layer: int, direction: int):
+        """``W_ih x + b_ih`` of all steps, (T, B, G*H), and no recurrent weights (what
+        :func:`gatedrnn.inspect.record` replays the step with)."""
+        suffix = self._suffix(layer, direction)
+        bias = getattr(self, "bias_ih" + suffix) if self.bias else None
+        return F.linear(x, getattr(self, "weight_ih" + suffix), bias), {}
 
     def resolved_mode(self, x: Tensor) -> str:
         """The mode a run on ``x`` uses: ``auto`` becomes ``fused`` for CPU float32/64
@@ -411,12 +451,8 @@ class MinRNNBase(nn.Module):
 
     def forward(self, input: Union[Tensor, PackedSequence],
                 hx: Optional[Tensor] = None) -> Tuple[Union[Tensor, PackedSequence], Tensor]:
-        if isinstance(input, PackedSequence):
-            check_input("input", input.data, self.input_size, (2,), self.weight_ih_l0)
-        else:
-            check_input("input", input, self.input_size, (2, 3), self.weight_ih_l0)
-        x, lengths, batched = to_time_major(input, self.batch_first)  # (T, B, I)
-        h0 = self._prepare_state(hx, x.size(1), batched, x)  # (L*D, B, H)
+        x, lengths, batched = self._prepare_input(input)  # (T, B, I)
+        (h0,) = self._prepare_state(hx, x.size(1), batched, x)  # (L*D, B, H)
         pad = None if lengths is None else ~valid_mask(x.size(0), lengths).unsqueeze(-1)  # (T, B, 1)
 
         finals = []

@@ -418,3 +418,26 @@ def test_fused_input_paths_equal_sequential(native_backend, kind, input_size):
     torch.testing.assert_close(hn_f, hn_q, rtol=1e-10, atol=1e-12)
     for gf, gq in zip(grads_f, grads_q):
         torch.testing.assert_close(gf, gq, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_recorded_gates_satisfy_the_step(kind):
+    """gr.inspect.record replays the minimal RNNs too: h_t from the recorded gates."""
+    from gatedrnn.inspect import record
+
+    layer = make(kind, 2, 4, num_layers=2, bidirectional=True)
+    x = torch.randn(6, 3, 2, dtype=F64)
+    trace = record(layer, x)
+    out, _ = layer(x)
+    for lt in trace.layers:
+        h = lt.hidden
+        h_prev = torch.cat([torch.full_like(h[:1], 0.5), h[:-1]])
+        if "reverse" in lt.name:
+            h_prev = torch.cat([h[1:], torch.full_like(h[:1], 0.5)])
+        if kind == "gru":
+            expected = (1 - lt.gates["z"]) * h_prev + lt.gates["z"] * lt.gates["h"]
+        else:
+            expected = lt.gates["f"] * h_prev + lt.gates["i"] * lt.gates["h"]
+        torch.testing.assert_close(h, expected, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(torch.cat([trace.layers[2].hidden, trace.layers[3].hidden], -1), out,
+                               rtol=1e-12, atol=1e-12)

@@ -29,8 +29,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence
 
-from ..layers import RecurrentBase
-from .record import _call, _dense, _layer_args, _recurrent_layers, _replay
+from .record import RECURRENT_LAYERS, _call, _dense, _layer_args, _recurrent_layers, _replay
 
 __all__ = ["gradient_flow"]
 
@@ -39,9 +38,9 @@ def _default_loss(module: nn.Module) -> Callable[[Any], Tensor]:
     def loss(output) -> Tensor:
         if isinstance(output, tuple) and not isinstance(output, PackedSequence):
             output = output[0]
-        if isinstance(module, RecurrentBase) and output.dim() == 3 and module.batch_first:
+        if isinstance(module, RECURRENT_LAYERS) and output.dim() == 3 and module.batch_first:
             return output[:, -1].sum()
-        if isinstance(module, RecurrentBase):
+        if isinstance(module, RECURRENT_LAYERS):
             return output[-1].sum()  # (T, B, F) or unbatched (T, F)
         return output.sum()
     return loss

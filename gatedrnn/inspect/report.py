@@ -31,12 +31,11 @@ from torch import Tensor, nn
 
 from .. import models, tasks
 from ..cells import CellSpec
-from ..layers import RecurrentBase
 from ..train import TrainConfig, read_metrics, train
 from ..train.checkpoint import BEST
 from . import plots
 from .gradflow import gradient_flow
-from .record import record
+from .record import RECURRENT_LAYERS, record
 from .summary import summary_table
 
 __all__ = ["inspect_run", "inspect_fresh"]
@@ -120,7 +119,7 @@ def _figures(loaded: _Loaded, metrics: List[Dict[str, Any]], out: Path) -> Tuple
     layer = getattr(model, "recurrent", None)
     table = None
     n = loaded.x.shape[0]
-    if isinstance(layer, RecurrentBase):
+    if isinstance(layer, RECURRENT_LAYERS):
         table = summary_table(layer)
         trace = record(model, loaded.x)[0]  # layer 0, forward direction; tensors (T, N, H)
         cell = trace.spec.name
@@ -265,10 +264,9 @@ def _page(loaded: _Loaded, run_dir: Path, figures: List[_Figure], table: Optiona
              f"weights.</p>",
              "<h2>Model</h2>"]
     if table is None:
-        parts.append(f"<p>The {_e(config.cell)} model has no step-by-step recurrent layer to record "
-                     "(the transformer has none; minGRU and minLSTM run a parallel scan), so there "
-                     "are no gates, states or gradients through a recurrence to show: this report "
-                     "holds the model summary, the metrics and the learning curves only.</p>")
+        parts.append(f"<p>The {_e(config.cell)} model has no recurrent layer, so there are no "
+                     "gates, states or gradients through a recurrence to show: this report holds "
+                     "the model summary, the metrics and the learning curves only.</p>")
         parts.append("<pre>" + _e(repr(model)) + "</pre>")
     else:
         parts.append("<pre>" + _e(table) + "</pre>")
