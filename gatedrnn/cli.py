@@ -222,7 +222,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     summary = commands.add_parser(
         "summary", help="print a Keras-style table of a layer's shapes and parameter counts")
-    summary.add_argument("--cell", choices=["rnn", "lstm", "gru", "janet", "mgu", "indrnn", "layernorm-lstm"],
+    summary.add_argument("--cell", choices=["rnn", "lstm", "gru", "janet", "mgu", "indrnn", "layernorm-lstm",
+                                            "mingru", "minlstm"],
                          required=True)
     summary.add_argument("--input-size", type=int, required=True)
     summary.add_argument("--hidden", type=int, required=True)
