@@ -331,7 +331,8 @@ class MinRNNBase(nn.Module):
 
     @property
     def mode(self) -> str:
-        """``"scan"`` (log-space parallel scan) or ``"sequential"`` (a loop over steps)."""
+        """``"auto"``, ``"fused"`` (the native kernel), ``"scan"`` (log-space parallel scan)
+        or ``"sequential"`` (a loop over steps); see the module docstring."""
         return self._mode
 
     @mode.setter
