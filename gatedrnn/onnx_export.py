@@ -52,7 +52,7 @@ from . import convert
 from .heads import LastStep, MaxPool, MeanPool, SequenceHead
 from .layers import GRU, LSTM, RNN, RecurrentBase
 from .min_rnn import MinRNNBase
-from .parameters import state_sizes
+from .parameters import state_sizes, strip_suffix
 
 __all__ = ["export_onnx", "OPSET"]
 
@@ -142,13 +142,13 @@ class _Stage(nn.Module):
     constants: the input stage (:meth:`~gatedrnn.cells.CellSpec.project_input`, x (T, B, I)
     -> xw (T, B, G*H)) or one step (``(state..., xw_t) -> (state'..., y_t)``, the Scan body)."""
 
-    def __init__(self, layer: RecurrentBase, suffix: str, input_stage: bool) -> None:
+    def __init__(self, layer: RecurrentBase, index: int, input_stage: bool) -> None:
         super().__init__()
         self.spec, self.input_stage = layer.spec, input_stage
-        names = [name[: -len(suffix)] for name in layer._all_weights[_index(layer, suffix)]]
-        self.names = [name for name in names if (name in layer.spec.input_parameters) == input_stage]
+        params = {strip_suffix(name): getattr(layer, name) for name in layer._all_weights[index]}
+        self.names = [name for name in params if (name in layer.spec.input_parameters) == input_stage]
         for name in self.names:
-            self.register_buffer(name, getattr(layer, name + suffix).detach().float().clone())
+            self.register_buffer(name, params[name].detach().float().clone())
 
     def forward(self, *args: Tensor) -> Tuple[Tensor, ...]:
         weights = {name: getattr(self, name) for name in self.names}
@@ -157,12 +157,6 @@ class _Stage(nn.Module):
         *state, xw = args
         new = self.spec.step(xw, tuple(state), weights)
         return (*new, new[0])
-
-
-def _index(layer: RecurrentBase, suffix: str) -> int:
-    """Position of ``_l{k}[_reverse]`` in the layer's parameter groups."""
-    k, reverse = int(suffix[2:].split("_")[0]), suffix.endswith("_reverse")
-    return k * layer.num_directions + int(reverse)
 
 
 def _traced(g: _Graph, module: nn.Module, example: List[Tensor], inputs: List[str],
@@ -201,25 +195,26 @@ def _traced(g: _Graph, module: nn.Module, example: List[Tensor], inputs: List[st
     return [rename[name] for name in inputs], [g.op("Identity", [rename.get(name, name)]) for name in outputs]
 
 
-def _step_body(layer: RecurrentBase, g: _Graph, suffix: str) -> Tuple[list, list]:
+def _step_body(layer: RecurrentBase, g: _Graph, index: int) -> Tuple[list, list]:
     """The Scan body of one step of ``layer``: the cell's own step function
     (:meth:`gatedrnn.cells.CellSpec.step`) traced, so every cell exports without ONNX code
     of its own. -> (body inputs [states..., xw_t], body outputs [states'..., y_t])."""
     sizes = state_sizes(len(layer.spec.state_names), layer.hidden_size, layer.proj_size)
-    width = getattr(layer, "weight_ih" + suffix).shape[0]  # G*H
+    width = layer.all_weights[index][0].shape[0]  # weight_ih: G*H
     example = [torch.zeros(2, size) for size in sizes] + [torch.zeros(2, width)]
-    return _traced(g, _Stage(layer, suffix, input_stage=False), example,
+    return _traced(g, _Stage(layer, index, input_stage=False), example,
                    [f"s{i}" for i in range(len(sizes))] + ["xw"],
                    [f"s{i}_new" for i in range(len(sizes))] + ["y"], dynamic=(0,))
 
 
-def _zeros_state(g: _Graph, x: str, size: int) -> str:
-    """Zeros (B, size), B read from x (T, B, F) at run time."""
+def _default_state(g: _Graph, x: str, size: int, value: float) -> str:
+    """The layer's state for ``hx=None``: ``value`` in (B, size), B read from x (T, B, F)
+    at run time."""
     from onnx import helper
 
     batch = g.op("Shape", [x], start=1, end=2)
     shape = g.op("Concat", [batch, g.const("size", _i64([size]))], axis=0)
-    return g.op("ConstantOfShape", [shape], value=helper.make_tensor("zero", _FLOAT, [1], [0.0]))
+    return g.op("ConstantOfShape", [shape], value=helper.make_tensor("h0", _FLOAT, [1], [value]))
 
 
 def _scan_direction(g: _Graph, layer: RecurrentBase, k: int, direction: int, reverse: bool,
@@ -227,20 +222,20 @@ def _scan_direction(g: _Graph, layer: RecurrentBase, k: int, direction: int, rev
     """One layer and direction as a Scan -> (y (T, B, H_out), final states (B, ·))."""
     from onnx import helper
 
-    suffix = f"_l{k}" + ("_reverse" if direction == 1 else "")
+    index = k * layer.num_directions + direction
     # the input stage of all steps at once, traced from the cell like the step
-    example = torch.zeros(3, 2, getattr(layer, "weight_ih" + suffix).shape[1])  # (T, B, I)
-    _, (xw,) = _traced(g, _Stage(layer, suffix, input_stage=True), [example], ["x"], ["xw"],
+    example = torch.zeros(3, 2, layer.all_weights[index][0].shape[1])  # (T, B, I)
+    _, (xw,) = _traced(g, _Stage(layer, index, input_stage=True), [example], ["x"], ["xw"],
                        dynamic=(0, 1), bind=[x])  # (T, B, G*H)
     sizes = state_sizes(len(layer.spec.state_names), layer.hidden_size, layer.proj_size)
-    index = k * layer.num_directions + direction
     if states0 is None:
-        init = [_zeros_state(g, x, size) for size in sizes]
+        value = getattr(layer, "initial_state_value", 0.0)
+        init = [_default_state(g, x, size, value) for size in sizes]
     else:
         init = [g.op("Gather", [s, g.const("index", _i64(index))], axis=0) for s in states0]
 
     body = _Graph(g)
-    inputs, outputs = _step_body(layer, body, suffix)
+    inputs, outputs = _step_body(layer, body, index)
     graph = helper.make_graph(body.nodes, g.name("step"),
                               [helper.make_tensor_value_info(n, _FLOAT, None) for n in inputs],
                               [helper.make_tensor_value_info(n, _FLOAT, None) for n in outputs])

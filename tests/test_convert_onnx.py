@@ -321,7 +321,8 @@ def test_export_onnx_time_reversed(name):
     check_export(TimeReversed(layer), layer, with_states=True)
 
 
-@pytest.mark.parametrize("name", ["lstm-peepholes-forget-bias", "gru-reset-before", "janet (Scan)"])
+@pytest.mark.parametrize("name", ["lstm-peepholes-forget-bias", "gru-reset-before", "janet (Scan)",
+                                  "mingru (Scan)"])  # minGRU: h0 = 0.5 inside the graph
 @pytest.mark.parametrize("head", [gr.LastStep, gr.MeanPool, gr.MaxPool])
 def test_export_onnx_sequential_models(name, head):
     layer = randomize_(EXPORT_LAYERS[name](batch_first=True, bidirectional=True), 3)
