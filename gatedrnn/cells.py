@@ -241,14 +241,20 @@ def mgu_step(
     Returns:
         h', (B, H).
     """
+    f, candidate = _mgu_gates(xw, h, weight_hh, bias_hh, recurrent_mask)
+    return h + f * (candidate - h)
+
+
+def _mgu_gates(xw: Tensor, h: Tensor, weight_hh: Tensor, bias_hh: Optional[Tensor],
+               recurrent_mask: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
+    """The MGU's forget gate f and candidate h~, (B, H) each (see :func:`mgu_step`)."""
     x_f, x_h = xw.chunk(2, dim=-1)  # 2 x (B, H)
     hidden = h.shape[-1]
     h_in = h if recurrent_mask is None else h * recurrent_mask
     b_f = None if bias_hh is None else bias_hh[:hidden]
     b_h = None if bias_hh is None else bias_hh[hidden:]
     f = torch.sigmoid(x_f + _recurrent(h_in, weight_hh[:hidden], b_f))
-    candidate = torch.tanh(x_h + _recurrent(f * h_in, weight_hh[hidden:], b_h))
-    return h + f * (candidate - h)
+    return f, torch.tanh(x_h + _recurrent(f * h_in, weight_hh[hidden:], b_h))
 
 
 def indrnn_step(
@@ -588,15 +594,8 @@ class MGUSpec(CellSpec):
         return (mgu_step(xw, state[0], **weights),)
 
     def gate_values(self, xw, state, weights, new_state) -> Dict[str, Tensor]:
-        """f and the candidate h~ (recovered from h' = h + f (h~ - h) would divide by f:
-        recomputed instead)."""
-        h = state[0]
-        hidden = h.shape[-1]
-        bias_hh = weights.get("bias_hh")
-        x_f, x_h = xw.chunk(2, dim=-1)
-        w = weights["weight_hh"]
-        f = torch.sigmoid(x_f + F.linear(h, w[:hidden], None if bias_hh is None else bias_hh[:hidden]))
-        candidate = torch.tanh(x_h + F.linear(f * h, w[hidden:], None if bias_hh is None else bias_hh[hidden:]))
+        """f and the candidate h~."""
+        f, candidate = _mgu_gates(xw, state[0], weights["weight_hh"], weights.get("bias_hh"))
         return {"f": f, "h": candidate}
 
 
@@ -729,7 +728,7 @@ class ZoneoutSpec(CellSpec):
     this spec only in training mode; in evaluation the cell runs as it is.
     """
 
-    cell: CellSpec = None
+    cell: CellSpec
 
     @property
     def name(self) -> str:

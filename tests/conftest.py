@@ -4,6 +4,7 @@ import os
 import shutil
 
 import pytest
+import torch
 
 from gatedrnn.backends import native
 
@@ -19,3 +20,12 @@ def native_backend():
         pytest.skip("no C++ toolchain: the native backend cannot be built")
     native.load()
     return native
+
+
+@pytest.fixture
+def two_threads():
+    """torch on two threads for the test (the kernels' batch split), restored after."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(threads)

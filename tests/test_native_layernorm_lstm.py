@@ -12,6 +12,7 @@ import gatedrnn as gr
 from gatedrnn import backends
 from gatedrnn.backends import native
 from gatedrnn.cells import LayerNormLSTMSpec
+from test_native_mgu_indrnn import SMALL_SCENARIOS
 from test_backends_vs_reference import (TOLERANCE, assert_close_rel, forward_backward, initial_state,
                                         randomise_gains)
 
@@ -28,14 +29,7 @@ LAYERS = [
 ]
 
 # (id, T, B, layer kwargs, with hx, lengths for a PackedSequence or None)
-SCENARIOS = [
-    ("T1-B1", 1, 1, {}, True, None),
-    ("T6-B1-hx", 6, 1, {}, True, None),  # matrix-vector products
-    ("T6-B1-batch_first-hx0", 6, 1, {"batch_first": True}, False, None),
-    ("T7-B3-L2-bi-hx0", 7, 3, {"num_layers": 2, "bidirectional": True}, False, None),
-    ("T7-B3-L2-bi-hx", 7, 3, {"num_layers": 2, "bidirectional": True}, True, None),
-    ("packed-T7-B4-L2-bi-hx", 7, 4, {"num_layers": 2, "bidirectional": True}, True, [3, 7, 1, 5]),
-    ("packed-T5-B3-hx0", 5, 3, {}, False, [5, 2, 4]),
+SCENARIOS = SMALL_SCENARIOS + [
     # B = 67 on two threads: the rows split 34 + 33
     ("T20-B67-hx", 20, 67, {}, True, None),
     ("packed-T20-B67-hx0", 20, 67, {}, False, [20, 1, 11, 6] * 16 + [5, 20, 19]),
@@ -53,14 +47,6 @@ def layer_pair(make, dtype, **kwargs):
 
 def leaf(t, dtype):
     return t.detach().to(dtype).requires_grad_()
-
-
-@pytest.fixture
-def two_threads():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_auto_backend_picks_the_native_kernel():

@@ -44,7 +44,7 @@ LAYERS = [
 ]
 
 # (id, T, B, layer kwargs, with hx, lengths for a PackedSequence or None)
-SCENARIOS = [
+SMALL_SCENARIOS = [
     ("T1-B1", 1, 1, {}, True, None),
     ("T6-B1-hx", 6, 1, {}, True, None),  # matrix-vector products
     ("T6-B1-batch_first-hx0", 6, 1, {"batch_first": True}, False, None),
@@ -52,19 +52,13 @@ SCENARIOS = [
     ("T7-B3-L2-bi-hx", 7, 3, {"num_layers": 2, "bidirectional": True}, True, None),
     ("packed-T7-B4-L2-bi-hx", 7, 4, {"num_layers": 2, "bidirectional": True}, True, [3, 7, 1, 5]),
     ("packed-T5-B3-hx0", 5, 3, {}, False, [5, 2, 4]),
+]
+SCENARIOS = SMALL_SCENARIOS + [
     # B = 67 on two threads: MGU splits the rows 34 + 33; T = 80 makes IndRNN split its
     # 67 * 13 elements, in the middle of a row
     ("T80-B67-hx", 80, 67, {}, True, None),
     ("packed-T80-B67-hx0", 80, 67, {}, False, [80, 1, 37, 12] * 16 + [5, 80, 79]),
 ]
-
-
-@pytest.fixture
-def two_threads():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.mark.usefixtures("two_threads")

@@ -105,6 +105,14 @@ def _dtanh(grad: Tensor, y: Tensor, out: Optional[Tensor] = None) -> Tensor:
     return torch.ops.aten.tanh_backward.grad_input(grad, y, grad_input=out)
 
 
+def _dactivation(grad: Tensor, y: Tensor, relu: bool, out: Tensor) -> Tensor:
+    """The gradient through y = relu(a) or tanh(a), from the output y, into ``out``:
+    relu' = [y > 0], tanh' = 1 - y^2 (as autograd computes them)."""
+    if relu:
+        return torch.ops.aten.threshold_backward.grad_input(grad, y, 0, grad_input=out)
+    return _dtanh(grad, y, out=out)
+
+
 def _one_minus_times(grad: Tensor, z: Tensor) -> Tensor:
     """``grad * (1 - z)`` as one kernel: ``grad - grad * z``."""
     return torch.addcmul(grad, grad, z, value=-1)
@@ -198,11 +206,7 @@ class _RNN(_Kernel):
 
     def backward_step(self, dnew, prev, new, saved, grads) -> Tensors:
         (dh,), (h,), (da,) = dnew, new, grads
-        # act' from the output: relu' = [h > 0], tanh' = 1 - h^2 (as autograd computes them)
-        if self.relu:
-            torch.ops.aten.threshold_backward.grad_input(dh, h, 0, grad_input=da)
-        else:
-            _dtanh(dh, h, out=da)
+        _dactivation(dh, h, self.relu, out=da)
         return (torch.mm(da, self.W),)
 
 
@@ -481,10 +485,7 @@ class _IndRNN(_Kernel):
 
     def backward_step(self, dnew, prev, new, saved, grads) -> Tensors:
         (dh,), (h,), (da,) = dnew, new, grads
-        if self.relu:
-            torch.ops.aten.threshold_backward.grad_input(dh, h, 0, grad_input=da)
-        else:
-            _dtanh(dh, h, out=da)
+        _dactivation(dh, h, self.relu, out=da)
         return (da * self.u,)
 
     def weight_grads(self, needs, grads, h_prev, cs, saved) -> Dict[str, Tensor]:
