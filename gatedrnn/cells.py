@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, ClassVar, Dict, List, Mapping, Optional, Tuple
+from typing import Callable, ClassVar, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
@@ -352,6 +352,10 @@ def layernorm_input(x: Tensor, weight_ih: Tensor, layernorm_ih_weight: Tensor, e
     return _block_layer_norm(F.linear(x, weight_ih), 4, layernorm_ih_weight, None, eps)
 
 
+#: Every cell's spec class by :attr:`CellSpec.name`, filled as the classes are defined.
+CELL_SPECS: Dict[str, type] = {}
+
+
 @dataclass(frozen=True)
 class CellSpec:
     """What a backend needs to run a cell: its gate blocks, options and step.
@@ -377,6 +381,11 @@ class CellSpec:
     forget_gate: ClassVar[Optional[str]] = None
     #: The parameters of the input stage (:meth:`project_input`); the rest go to :meth:`step`.
     input_parameters: ClassVar[Tuple[str, ...]] = ("weight_ih", "bias_ih")
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        if isinstance(cls.__dict__.get("name"), str):  # a cell of its own, not a wrapper
+            CELL_SPECS[cls.name] = cls
 
     @property
     def num_gates(self) -> int:
@@ -412,6 +421,12 @@ class CellSpec:
         """The cell's constants, in the order its native kernel reads them."""
         return []
 
+    @classmethod
+    def from_kernel_options(cls, options: Sequence[float]) -> "CellSpec":
+        """The spec whose :meth:`kernel_options` are ``options`` (their inverse): how a
+        kernel's autograd formula, which sees only the op's arguments, finds the cell."""
+        return cls()
+
     def gate_values(self, xw: Tensor, state: State, weights: Mapping[str, Tensor],
                     new_state: State) -> Dict[str, Tensor]:
         """Post-activation gate values of one step, each (B, H), keyed by gate name
@@ -423,6 +438,11 @@ class CellSpec:
 def _preactivation(xw: Tensor, h: Tensor, weights: Mapping[str, Tensor]) -> Tensor:
     """``xw + W_hh h + b_hh``, (B, G H)."""
     return xw + F.linear(h, weights["weight_hh"], weights.get("bias_hh"))
+
+
+def _finite_or_none(value: float) -> Optional[float]:
+    """A kernel's clip option back to the spec's: infinity means no clipping (None)."""
+    return None if math.isinf(value) else float(value)
 
 
 @dataclass(frozen=True)
@@ -438,6 +458,10 @@ class RNNSpec(CellSpec):
 
     def kernel_options(self) -> List[float]:
         return [1.0 if self.nonlinearity == "relu" else 0.0]
+
+    @classmethod
+    def from_kernel_options(cls, options: Sequence[float]) -> "RNNSpec":
+        return cls("relu" if options[0] else "tanh")
 
     def equations(self) -> List[str]:
         return [f"h_t = {self.nonlinearity}(W_ih x_t + b_ih + W_hh h_{{t-1}} + b_hh)"]
@@ -480,6 +504,11 @@ class LSTMSpec(CellSpec):
         inf = float("inf")
         return [self.forget_bias, self.cell_clip or inf, self.proj_clip or inf]
 
+    @classmethod
+    def from_kernel_options(cls, options: Sequence[float]) -> "LSTMSpec":
+        forget_bias, cell_clip, proj_clip = options
+        return cls(forget_bias, _finite_or_none(cell_clip), _finite_or_none(proj_clip))
+
     def gate_values(self, xw, state, weights, new_state) -> Dict[str, Tensor]:
         """i, f, g, o, with the peepholes and ``forget_bias``."""
         h, c = state
@@ -520,6 +549,10 @@ class GRUSpec(CellSpec):
 
     def kernel_options(self) -> List[float]:
         return [1.0 if self.reset_after else 0.0]
+
+    @classmethod
+    def from_kernel_options(cls, options: Sequence[float]) -> "GRUSpec":
+        return cls(reset_after=bool(options[0]))
 
     def gate_values(self, xw, state, weights, new_state) -> Dict[str, Tensor]:
         """r, z and the candidate n."""
@@ -566,6 +599,10 @@ class JANETSpec(CellSpec):
 
     def kernel_options(self) -> List[float]:
         return [self.beta]
+
+    @classmethod
+    def from_kernel_options(cls, options: Sequence[float]) -> "JANETSpec":
+        return cls(beta=options[0])
 
     def gate_values(self, xw, state, weights, new_state) -> Dict[str, Tensor]:
         """f = sigmoid(s) and g = tanh(c~)."""
@@ -653,6 +690,10 @@ class IndRNNSpec(CellSpec):
     def kernel_options(self) -> List[float]:
         return [1.0 if self.nonlinearity == "relu" else 0.0, self.recurrent_max or float("inf")]
 
+    @classmethod
+    def from_kernel_options(cls, options: Sequence[float]) -> "IndRNNSpec":
+        return cls("relu" if options[0] else "tanh", _finite_or_none(options[1]))
+
 
 #: The layer-normalised LSTM's parameters besides ``weight_ih``, ``weight_hh``, ``bias_hh``.
 LAYERNORM_NAMES = ("layernorm_ih_weight", "layernorm_hh_weight", "layernorm_c_weight", "layernorm_c_bias")
@@ -677,6 +718,10 @@ class LayerNormLSTMSpec(CellSpec):
 
     def kernel_options(self) -> List[float]:
         return [self.forget_bias, self.eps]
+
+    @classmethod
+    def from_kernel_options(cls, options: Sequence[float]) -> "LayerNormLSTMSpec":
+        return cls(forget_bias=options[0], eps=options[1])
 
     def equations(self) -> List[str]:
         return ["a_t = LN(W_ih x_t; g_ih) + LN(W_hh h_{t-1}; g_hh) + b   (LN per gate block)",

@@ -7,7 +7,7 @@ state).
 
 from __future__ import annotations
 
-from typing import Mapping, Optional, Tuple
+from typing import Dict, Mapping, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
@@ -55,3 +55,40 @@ def run(
             state = tuple(torch.where(valid, new, old) for new, old in zip(new_state, state))
             outputs.append(torch.where(valid, new_state[0], torch.zeros_like(new_state[0])))
     return torch.stack(outputs), state  # (T, B, H_out)
+
+
+def recompute_grads(
+    spec: CellSpec,
+    xw: Tensor,
+    state: State,
+    weights: Mapping[str, Tensor],
+    lengths: Optional[Tensor],
+    grad_output: Optional[Tensor],
+    grad_final: Sequence[Optional[Tensor]],
+) -> Tuple[Optional[Tensor], Tuple[Optional[Tensor], ...], Dict[str, Optional[Tensor]]]:
+    """The gradients of one run of the recurrence by autograd through this backend, as a
+    differentiable graph (``create_graph=True``).
+
+    What a faster backend's backward returns when autograd asks for a higher-order
+    graph (``torch.autograd.grad(..., create_graph=True)``, ``gradgradcheck``): its
+    hand-written backward is not itself differentiable, so it recomputes the run here,
+    from the same inputs, and lets autograd differentiate the reference loop to any
+    order. ``grad_output`` (T, B, H_out) and each of ``grad_final`` may be None (no
+    gradient). Returns ``(grad_xw, grad_state, grad_weights)``, None where an input does
+    not require a gradient.
+    """
+    names = list(weights)
+    inputs = [xw, *state, *(weights[name] for name in names)]
+    wanted = [i for i, t in enumerate(inputs) if t.requires_grad]
+    with torch.enable_grad():
+        output, final = run(spec, xw, state, weights, lengths)
+        pairs = [(out, grad) for out, grad in zip((output, *final), (grad_output, *grad_final))
+                 if grad is not None]
+        grads = [None] * len(inputs)
+        if wanted and pairs:
+            found = torch.autograd.grad([out for out, _ in pairs], [inputs[i] for i in wanted],
+                                        [grad for _, grad in pairs], create_graph=True, allow_unused=True)
+            for i, grad in zip(wanted, found):
+                grads[i] = grad
+    num_state = len(state)
+    return grads[0], tuple(grads[1:1 + num_state]), dict(zip(names, grads[1 + num_state:]))
