@@ -37,18 +37,23 @@ def _id(page: Path) -> str:
 
 
 @pytest.fixture
-def rng_restored():
-    """The pages seed torch as they like; the tests after them see the RNG unchanged."""
-    state = torch.random.get_rng_state()
+def page_sandbox(monkeypatch):
+    """The pages seed torch as they like: the tests after them see the RNG unchanged.
+    Their examples are tiny, so they run on one thread (the fastest for such sizes, and
+    safe from the kernels' spinning threads when the machine is shared), shell blocks too."""
+    state, threads = torch.random.get_rng_state(), torch.get_num_threads()
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    torch.set_num_threads(1)
     yield
+    torch.set_num_threads(threads)
     torch.random.set_rng_state(state)
 
 
 @pytest.mark.parametrize("page", PAGES, ids=_id)
-def test_code_blocks_run(page, tmp_path, rng_restored, monkeypatch):
+def test_code_blocks_run(page, tmp_path, page_sandbox):
     """Every python and bash block of the page runs, in order, in a fresh directory; the
     figures it draws are committed under docs/figures/ and shown on the page."""
-    monkeypatch.setenv("MPLBACKEND", "Agg")
     blocks = markdown_blocks.blocks(page)
     for block in blocks:
         assert block.language in markdown_blocks.PYTHON + markdown_blocks.SHELL + NOT_CODE, (

@@ -30,7 +30,7 @@ FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})[ \t]*(?P<info>[^`
 NOT_RUN = re.compile(r"^(?P<indent>[ \t]*)<!--\s*not run by the docs tests:(?P<reason>.*?)-->[ \t]*$",
                      re.MULTILINE)
 PYTHON = ("python", "py")
-SHELL = ("bash", "sh", "shell", "console")
+SHELL = ("bash", "sh")
 
 
 @dataclass
