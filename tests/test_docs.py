@@ -68,6 +68,18 @@ def test_code_blocks_run(page, tmp_path, page_sandbox):
         assert f"figures/{figure.name}" in text, f"{_id(page)} draws {figure.name} but does not show it"
 
 
+def test_readme_links_resolve():
+    """The README is not part of the site, so mkdocs does not check its links: every
+    relative link must name a file of the repository (and a page of the site)."""
+    import re
+
+    links = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", (ROOT / "README.md").read_text(encoding="utf-8"))
+    relative = [link for link in links if "://" not in link]
+    assert relative, "the README should link into the documentation"
+    missing = [link for link in relative if not (ROOT / link).is_file()]
+    assert not missing, f"README links to missing files: {missing}"
+
+
 def test_blocks_are_found_and_marked(tmp_path):
     """The parser sees a page's blocks as the renderer does: languages, indented fences,
     the not-run marker and its reason; a marker without a reason is an error."""
