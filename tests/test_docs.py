@@ -68,6 +68,26 @@ def test_code_blocks_run(page, tmp_path, page_sandbox):
         assert f"figures/{figure.name}" in text, f"{_id(page)} draws {figure.name} but does not show it"
 
 
+def test_api_reference_covers_every_module():
+    """Every public module of gatedrnn is on an API reference page: named in a ``:::``
+    directive, or inside a package that is (its page shows its submodules)."""
+    import re
+
+    directives = set()
+    for page in (DOCS / "reference").glob("*.md"):
+        directives.update(re.findall(r"^::: (gatedrnn[\w.]*)\s*$", page.read_text(encoding="utf-8"), re.MULTILINE))
+    directives.discard("gatedrnn")  # the overview shows the package's docstring only
+    package = ROOT / "gatedrnn"
+    modules = []
+    for path in sorted(package.rglob("*.py")):
+        parts = ("gatedrnn", *path.relative_to(package).with_suffix("").parts)
+        parts = parts[:-1] if parts[-1] == "__init__" else parts
+        if parts[-1] != "__main__" and not any(p.startswith("_") for p in parts):
+            modules.append(".".join(parts))
+    missing = [m for m in modules if m != "gatedrnn" and not any(m == d or m.startswith(d + ".") for d in directives)]
+    assert not missing, f"modules on no page of docs/reference/: {missing}"
+
+
 def test_readme_links_resolve():
     """The README is not part of the site, so mkdocs does not check its links: every
     relative link must name a file of the repository (and a page of the site)."""
