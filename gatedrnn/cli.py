@@ -155,6 +155,34 @@ def _inspect(args: argparse.Namespace) -> int:
         return _fail("inspect", error, 1)
 
 
+def _generate(args: argparse.Namespace) -> int:
+    """``gatedrnn generate RUN_DIR --prompt P``: the prompt and what the model writes after it."""
+    from .generate import generate
+
+    def job() -> None:
+        text = generate(args.run_dir, prompt=args.prompt, length=args.length,
+                        temperature=args.temperature, seed=args.seed)
+        print(args.prompt + text)
+
+    try:
+        return _run_training("generate", job)
+    except FileNotFoundError as error:
+        return _fail("generate", error, 1)
+
+
+def _explore(args: argparse.Namespace) -> int:
+    """``gatedrnn explore RUN_DIR``: the interactive page's path."""
+    from .inspect.explore import explore
+
+    def job() -> None:
+        print(explore(args.run_dir, out=args.out, steps=args.steps))
+
+    try:
+        return _run_training("explore", job)
+    except FileNotFoundError as error:
+        return _fail("explore", error, 1)
+
+
 def _tasks(args: argparse.Namespace) -> int:
     from . import tasks
 
@@ -191,7 +219,8 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
     fit.add_argument("--weight-decay", type=float)
     data = parser.add_argument_group("data and machine")
     data.add_argument("--data-dir", help="IDX directory of the (Fashion-)MNIST tasks")
-    data.add_argument("--seq-len", type=int, help="T of the adding problem (default 200)")
+    data.add_argument("--seq-len", type=int, help="T of the adding problem (default 200); the "
+                                                  "truncated-BPTT length of pysource (default 100)")
     data.add_argument("--delay", type=int, help="delay of the copy task (default 100)")
     data.add_argument("--limit", type=int, help="use only the first N examples of each split")
     data.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:N")
@@ -276,6 +305,30 @@ def build_parser() -> argparse.ArgumentParser:
                                           "runs/inspect-TASK-CELL with --task)")
     inspecting.add_argument("--examples", type=int, default=8, help="test sequences to record")
     inspecting.set_defaults(handler=_inspect)
+
+    generating = commands.add_parser(
+        "generate", help="sample text from a trained character-level language model",
+        description="Feed --prompt to the best weights of the language-model run in RUN_DIR, then "
+                    "sample --length characters; see gatedrnn/generate.py.")
+    generating.add_argument("run_dir", metavar="RUN_DIR", help="a gatedrnn train directory (task pysource)")
+    generating.add_argument("--prompt", default="", help="text to start from (default: a new line)")
+    generating.add_argument("--length", type=int, default=400, help="characters to write")
+    generating.add_argument("--temperature", type=float, default=1.0,
+                            help="softmax temperature (0: always the most likely character)")
+    generating.add_argument("--seed", type=int, help="seed of the draws (the same text every time)")
+    generating.set_defaults(handler=_generate)
+
+    exploring = commands.add_parser(
+        "explore", help="an interactive HTML page: units, gates and states on held-out data",
+        description="Record the best weights of the run in RUN_DIR on held-out data and write one "
+                    "self-contained HTML page to explore it (see gatedrnn/inspect/explore.py); "
+                    "prints the page's path.")
+    exploring.add_argument("run_dir", metavar="RUN_DIR", help="a directory written by gatedrnn train")
+    exploring.add_argument("--out", help="the page to write (default RUN_DIR/explore.html)")
+    exploring.add_argument("--steps", type=int,
+                           help="steps to record: characters of the test text, or test sequences "
+                                "laid end to end (default 4000)")
+    exploring.set_defaults(handler=_explore)
 
     listing_tasks = commands.add_parser("tasks", help="list the tasks")
     listing_tasks.set_defaults(handler=_tasks)

@@ -16,9 +16,10 @@ prediction at every step, as the copy task needs).
 from __future__ import annotations
 
 import math
-from typing import Optional
+from typing import Optional, Tuple, Union
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .heads import LastStep, MeanPool
@@ -26,7 +27,8 @@ from .init import chrono_
 from .layers import GRU, JANET, LSTM, MGU, RNN, IndRNN, LayerNormLSTM
 from .min_rnn import MinGRU, MinLSTM
 
-__all__ = ["CELLS", "HEADS", "REGULARISED_CELLS", "RecurrentModel", "TransformerModel", "build"]
+__all__ = ["CELLS", "HEADS", "REGULARISED_CELLS", "RecurrentModel", "TransformerModel", "build",
+           "LanguageModel", "build_language_model"]
 
 RECURRENT = {"rnn": RNN, "lstm": LSTM, "gru": GRU, "janet": JANET, "mgu": MGU, "indrnn": IndRNN,
              "layernorm-lstm": LayerNormLSTM, "mingru": MinGRU, "minlstm": MinLSTM}
@@ -155,3 +157,60 @@ def build(cell: str, input_size: int, output_size: int, hidden: int = 128, layer
             raise ValueError(f"chrono initialisation needs t_max >= 3 (the sequence length), got {t_max}")
         chrono_(layer, t_max)
     return RecurrentModel(layer, output_size, head=head, dropout=dropout, per_step=per_step)
+
+
+#: a recurrent layer's state: h (L*D, B, H), or (h, c) for the LSTM
+LayerState = Union[Tensor, Tuple[Tensor, ...]]
+
+
+class LanguageModel(RecurrentModel):
+    """``one-hot ids -> recurrent layer -> dropout -> Linear``: a next-token model whose
+    state can be carried from one chunk of a stream to the next (truncated BPTT).
+
+    The inputs are one-hot, as in Karpathy, Johnson & Fei-Fei (2015): the layer's own
+    ``W_ih`` is the embedding.
+
+    Shapes: ``forward(ids (B, T) int64, state=None) -> (logits (B, T, V), state)``; the
+    state is the layer's (``h_n`` (L, B, H), or ``(h_n, c_n)`` for the LSTM) and goes back
+    in as ``state`` to continue the streams.
+
+    Example::
+
+        >>> import torch
+        >>> from gatedrnn.models import build_language_model
+        >>> model = build_language_model("lstm", vocabulary_size=98, hidden=32, t_max=50)
+        >>> logits, state = model(torch.randint(0, 98, (4, 50)))
+        >>> logits.shape, state[0].shape
+        (torch.Size([4, 50, 98]), torch.Size([1, 4, 32]))
+        >>> logits, state = model(torch.randint(0, 98, (4, 50)), state)  # the next chunk
+    """
+
+    def __init__(self, layer: nn.Module, vocabulary_size: int, dropout: float = 0.0) -> None:
+        super().__init__(layer, vocabulary_size, dropout=dropout, per_step=True)
+        self.vocabulary_size = vocabulary_size
+
+    def forward(self, ids: Tensor, state: Optional[LayerState] = None) -> Tuple[Tensor, LayerState]:
+        if ids.dim() != 2 or ids.dtype != torch.int64:
+            raise ValueError(f"ids must be (B, T) int64 token ids, got {tuple(ids.shape)} {ids.dtype}")
+        x = F.one_hot(ids, self.vocabulary_size).to(self.readout.weight.dtype)  # (B, T, V)
+        output, state = self.recurrent(x, state)  # (B, T, H)
+        return self.readout(self.dropout(output)), state
+
+
+def build_language_model(cell: str, vocabulary_size: int, hidden: int = 128, layers: int = 1,
+                         dropout: float = 0.0, t_max: Optional[int] = None, **options) -> LanguageModel:
+    """The :class:`LanguageModel` of ``cell``: its recurrent layer is the one :func:`build`
+    makes for the cell (the same options and initialisation; JANET chrono-initialised with
+    ``t_max``, the truncation length), fed one-hot ids of ``vocabulary_size`` tokens.
+
+    ``options`` are :func:`build`'s other keyword arguments (``chrono``, ``backend``,
+    ``zoneout``, ``recurrent_dropout``). Every recurrent cell carries its state; the
+    Transformer cannot, and raises ``ValueError``.
+    """
+    if cell == "transformer":
+        raise ValueError("cell transformer has no recurrent state to carry from one chunk to the next "
+                         "(truncated backpropagation through time); choose one of "
+                         f"{', '.join(RECURRENT)}")
+    layer = build(cell, vocabulary_size, vocabulary_size, hidden=hidden, layers=layers, dropout=dropout,
+                  per_step=True, t_max=t_max, **options).recurrent
+    return LanguageModel(layer, vocabulary_size, dropout=dropout)

@@ -12,7 +12,10 @@ from typing import Any, Dict, Optional
 
 from ..models import CELLS, HEADS, REGULARISED_CELLS
 
-__all__ = ["TrainConfig", "GENERIC_DEFAULTS", "OPTIMIZERS", "SCHEDULES"]
+__all__ = ["TrainConfig", "GENERIC_DEFAULTS", "OPTIMIZERS", "SCHEDULES", "TASK_OPTIONS"]
+
+#: the key of ``config.json`` that holds the task's options beside the configuration
+TASK_OPTIONS = "task_options"
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 SCHEDULES = ("cosine", "constant")
@@ -107,9 +110,10 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: Dict[str, Any]) -> "TrainConfig":
-        """From :meth:`to_dict`'s output; a field missing (a run written before the field
-        existed) takes its default."""
-        return cls(**values)
+        """From :meth:`to_dict`'s output (or ``config.json``, whose :data:`TASK_OPTIONS` are
+        not configuration); a field missing (a run written before the field existed) takes
+        its default."""
+        return cls(**{name: value for name, value in values.items() if name != TASK_OPTIONS})
 
     @classmethod
     def default(cls, name: str) -> Any:

@@ -3,7 +3,9 @@ directory. ``gatedrnn train`` is a thin wrapper around :func:`train`.
 
 The run directory ``out`` holds
 
-* ``config.json``: the resolved :class:`~gatedrnn.train.config.TrainConfig`;
+* ``config.json``: the resolved :class:`~gatedrnn.train.config.TrainConfig`, and under
+  ``task_options`` the task's :meth:`~gatedrnn.tasks.Task.options` (e.g. the text
+  corpus' SHA-256; a resume refuses data that differ);
 * ``metrics.jsonl``: one JSON line per epoch: ``epoch``, ``train_loss``,
   ``validation_<metric>``, ``lr`` (at the end of the epoch) and ``seconds``;
 * ``checkpoints/``: see :mod:`gatedrnn.train.checkpoint`;
@@ -47,7 +49,7 @@ from tqdm.auto import tqdm
 from .. import __version__, backends, models, tasks
 from ..tasks import Split, Task
 from . import checkpoint
-from .config import TrainConfig
+from .config import TASK_OPTIONS, TrainConfig
 from .distributed import World, all_sum, any_true, gather_objects, setup, teardown
 
 __all__ = ["TrainingError", "RunExists", "NonFiniteLoss", "train", "read_metrics"]
@@ -111,6 +113,17 @@ def evaluate(model: nn.Module, task: Task, split: Split, world: World, batch_siz
     return total / count
 
 
+def _summary_writer(tensorboard: bool, world: World, out: Path):
+    """A TensorBoard writer into ``out/tensorboard`` on rank 0 when asked for, else None."""
+    if not (tensorboard and world.is_main):
+        return None
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError as error:
+        raise TrainingError("--tensorboard needs the tensorboard package: pip install tensorboard") from error
+    return SummaryWriter(str(out / "tensorboard"))
+
+
 class _Run:
     """The state of one run between epochs (kept in one place so that a checkpoint is
     exactly this object's contents)."""
@@ -134,13 +147,7 @@ class _Run:
         self.trained = (DistributedDataParallel(self.model) if world.size > 1 else self.model)
         self.epoch = 0
         self.best: Optional[Dict[str, float]] = None
-        self.writer = None
-        if tensorboard and world.is_main:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-            except ImportError as error:
-                raise TrainingError("--tensorboard needs the tensorboard package: pip install tensorboard") from error
-            self.writer = SummaryWriter(str(out / "tensorboard"))
+        self.writer = _summary_writer(tensorboard, world, out)
 
     # -- checkpoints -----------------------------------------------------------------
     def save(self) -> None:
@@ -215,6 +222,15 @@ class _Run:
         loss_sum, seen = all_sum(self.world, (loss_sum, seen))
         return loss_sum / seen
 
+    def evaluate(self, split: Split) -> float:
+        """The task's metric on ``split`` (all processes together)."""
+        return evaluate(self.model, self.task, split, self.world, _eval_batch(self.config, self.task))
+
+    def sample_input(self) -> torch.Tensor:
+        """Two training inputs of the model, (2, T, I), on the run's device (for naming the
+        backend the recurrent layer runs on)."""
+        return self.splits.train.x[:2].to(self.world.device)
+
     def improved(self, value: float) -> bool:
         if self.best is None:
             return True
@@ -223,12 +239,11 @@ class _Run:
 
     def run_epochs(self) -> None:
         metric = self.task.metric
-        eval_batch = _eval_batch(self.config, self.task)
         while self.epoch < self.config.epochs:
             self.epoch += 1
             started = time.perf_counter()
             train_loss = self.train_epoch()
-            validation = evaluate(self.model, self.task, self.splits.validation, self.world, eval_batch)
+            validation = self.evaluate(self.splits.validation)
             seconds = time.perf_counter() - started
             row = {"epoch": self.epoch, "train_loss": train_loss, f"validation_{metric}": validation,
                    "lr": self.scheduler.get_last_lr()[0], "seconds": round(seconds, 3)}
@@ -251,11 +266,13 @@ class _Run:
 
     def test(self) -> float:
         self.model.load_state_dict(checkpoint.load_best(self.out / "checkpoints"))
-        return evaluate(self.model, self.task, self.splits.test, self.world, _eval_batch(self.config, self.task))
+        return self.evaluate(self.splits.test)
 
 
-def _prepare_out(out: Path, config: TrainConfig, resume: bool, world: World) -> None:
-    """Refuse to overwrite a run; on ``resume`` check the stored configuration matches."""
+def _prepare_out(out: Path, config: TrainConfig, resume: bool, world: World,
+                 task_options: Dict[str, Any]) -> None:
+    """Refuse to overwrite a run; on ``resume`` check the stored configuration and the
+    task's options (its data's facts, e.g. a corpus' SHA-256) match."""
     stored_path = out / "config.json"
     # every process looks before the main one writes: the all-reduce is the barrier
     if any_true(world, out.exists() and any(out.iterdir()) and not resume):
@@ -268,9 +285,14 @@ def _prepare_out(out: Path, config: TrainConfig, resume: bool, world: World) -> 
         if differing:
             details = ", ".join(f"{key}: {stored[key]!r} -> {getattr(config, key)!r}" for key in differing)
             raise TrainingError(f"cannot resume {out}: its configuration differs ({details})")
+        task_options = json.loads(json.dumps(task_options))  # as JSON gives them back
+        stored_options = json.loads(stored_path.read_text()).get(TASK_OPTIONS, task_options)
+        if stored_options != task_options:
+            raise TrainingError(f"cannot resume {out}: the task's data differs (stored {stored_options}, "
+                                f"now {task_options})")
     if world.is_main:
         out.mkdir(parents=True, exist_ok=True)
-        checkpoint.write_json(stored_path, config.to_dict())
+        checkpoint.write_json(stored_path, {**config.to_dict(), TASK_OPTIONS: task_options})
 
 
 def _truncate_metrics(out: Path, epoch: int) -> None:
@@ -279,6 +301,15 @@ def _truncate_metrics(out: Path, epoch: int) -> None:
     temporary = out / ".metrics.jsonl.tmp"
     temporary.write_text("".join(json.dumps(row) + "\n" for row in rows))
     temporary.replace(out / "metrics.jsonl")
+
+
+def _run_class(task: Task) -> type:
+    """:class:`_Run`, or for a language-model task the truncated-BPTT run."""
+    if isinstance(task, tasks.LanguageModelTask):
+        from .tbptt import StreamRun
+
+        return StreamRun
+    return _Run
 
 
 def train(config: TrainConfig, out, resume: bool = False, tensorboard: bool = False,
@@ -311,8 +342,8 @@ def train(config: TrainConfig, out, resume: bool = False, tensorboard: bool = Fa
             raise ValueError(f"batch_size {config.batch_size} must be a multiple of the "
                              f"{world.size} processes (it is the global batch)")
         splits = task.load().head(config.limit)  # before touching out: missing data leaves no trace
-        _prepare_out(out, config, resume, world)
-        run = _Run(config, task, splits, out, world, progress, tensorboard)
+        _prepare_out(out, config, resume, world, task.options())
+        run = _run_class(task)(config, task, splits, out, world, progress, tensorboard)
         restored = run.restore() if resume else False
         if world.is_main:
             _truncate_metrics(out, run.epoch if restored else 0)
@@ -336,7 +367,7 @@ def _summary(run: _Run, test_value: float, wall_seconds: float) -> Dict[str, Any
     rows = read_metrics(run.out) if run.world.is_main else []
     seconds = sum(row["seconds"] for row in rows)
     metric = run.task.metric
-    sample = run.splits.train.x[:2].to(run.world.device)
+    sample = run.sample_input()
     layer = getattr(run.model, "recurrent", None)
     if hasattr(layer, "backend"):
         backend = backends.resolve(layer.backend, layer, sample.transpose(0, 1))
