@@ -88,11 +88,14 @@
   function buildSequence() {
     const parts = [];
     if (meta.kind === "text") {
+      // one block per line: off-screen lines skip style, layout and paint (content-visibility)
+      parts.push('<div class="line">');
       for (let t = 0; t < N; t++) {
         const c = meta.text[t];
-        if (c === "\n") parts.push(`<span class="s newline" data-i="${t}">↵</span>\n`);
+        if (c === "\n") parts.push(`<span class="s newline" data-i="${t}">↵</span></div><div class="line">`);
         else parts.push(`<span class="s" data-i="${t}">${escapeHtml(c)}</span>`);
       }
+      parts.push("</div>");
       container.innerHTML = parts.join("");
     } else {
       for (let start = 0; start < N; start += Math.min(ROW, segment)) {
