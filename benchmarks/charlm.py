@@ -5,6 +5,7 @@ findings of issue 14. Every training process runs on one thread (OMP_NUM_THREADS
     python benchmarks/charlm.py train --epochs E [--jobs J]   # LSTM, GRU, JANET x 3 seeds
     python benchmarks/charlm.py lr-sweep --level word|char   # plain SGD + clip 0.25, lr 20 .. 1
     python benchmarks/charlm.py explorer   # the explore page at 20 000 steps x 256 units in Chromium
+    python benchmarks/charlm.py screenshots --text-run RUN [--sequence-run RUN]   # docs/images
 
 Each writes a Markdown table and a JSON file under benchmarks/results/charlm/ (``--results``)
 with the machine it ran on; ``--smoke`` shrinks every size to check the script in a minute.
@@ -237,9 +238,6 @@ def lr_sweep(args) -> None:
 
 
 def explorer(args) -> None:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
     from gatedrnn.inspect.explore import record_run, render_page
     from gatedrnn.train import TrainConfig
     from gatedrnn.train.runs import LoadedRun, build_model, load_run
@@ -259,13 +257,7 @@ def explorer(args) -> None:
     directory = Path(tempfile.mkdtemp(prefix="gatedrnn-explorer-"))
     page = directory / "explore.html"
     page.write_text(page_text, encoding="utf-8")
-    options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium")
-    for argument in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                     "--disable-component-update", "--no-first-run", f"--user-data-dir={directory / 'profile'}",
-                     "--window-size=1500,1100"):
-        options.add_argument(argument)
-    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
+    driver = _browser(directory / "profile")
     driver.set_script_timeout(120)
     repeat = 7
     try:
@@ -315,6 +307,60 @@ def explorer(args) -> None:
            "loads": loads, "interactions_ms": interactions, "machine": machine()})
 
 
+def _browser(profile: Path):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium")
+    for argument in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                     "--disable-component-update", "--no-first-run", f"--user-data-dir={profile}",
+                     "--window-size=1500,1100"):
+        options.add_argument(argument)
+    return webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
+
+
+def screenshots(args) -> None:
+    """The pictures of docs/explorer.md: a text run coloured by its most string-like unit,
+    hovered inside a string and with a string selected; a numeric run."""
+    from selenium.webdriver.common.by import By
+
+    from gatedrnn.inspect.explore import explore as write_page
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    directory = Path(tempfile.mkdtemp(prefix="gatedrnn-shots-"))
+    text_page = write_page(args.text_run, out=directory / "text.html", steps=args.steps)
+    driver = _browser(directory / "profile")
+    try:
+        def open_page(page: Path) -> None:
+            driver.get(page.as_uri())
+            while not driver.execute_script("return !!window.explorer"):
+                time.sleep(0.05)
+
+        open_page(text_page)
+        text = driver.execute_script("return window.explorer.meta.text")
+        opening = text.index(args.string_at) if args.string_at in text else text.index('"')
+        closing = text.index(text[opening], opening + 1)
+        driver.execute_script("const e = window.explorer; const best = e.search(arguments[0])[0];"
+                              "e.setView(0, best.quantity, best.unit); e.scrollTo(arguments[1]);",
+                              "in string", opening + 2)
+        driver.save_screenshot(str(out / "explorer-overview.png"))
+        driver.find_element(By.ID, "hover-panel").screenshot(str(out / "explorer-hover.png"))
+        driver.execute_script("window.explorer.select(arguments[0], arguments[1]);"
+                              "document.getElementById('select-panel').scrollIntoView();", opening, closing)
+        driver.save_screenshot(str(out / "explorer-select.png"))
+        if args.sequence_run:
+            open_page(write_page(args.sequence_run, out=directory / "sequence.html", steps=400))
+            driver.execute_script("window.explorer.setView(0, 'z', 0); window.explorer.select(12, 20);"
+                                  "window.explorer.showHover(15);")
+            driver.save_screenshot(str(out / "explorer-sequence.png"))
+    finally:
+        driver.quit()
+        shutil.rmtree(directory, ignore_errors=True)
+    print("\n".join(str(p) for p in sorted(out.glob("explorer-*.png"))))
+
+
 def _chromium_version() -> str:
     output = subprocess.run([shutil.which("chromium"), "--version"], capture_output=True, text=True).stdout
     match = re.search(r"[\d.]+", output)
@@ -344,8 +390,15 @@ def main() -> None:
     view.add_argument("--steps", type=int, default=20000)
     view.add_argument("--hidden", type=int, default=256)
     view.add_argument("--run", help="a pysource run directory (default: an untrained LSTM)")
+    shots = commands.add_parser("screenshots")
+    shots.add_argument("--text-run", required=True, help="a pysource run directory")
+    shots.add_argument("--sequence-run", help="a run of a numeric task (its first gate 'z': a GRU)")
+    shots.add_argument("--steps", type=int, default=3000)
+    shots.add_argument("--string-at", default='"', help="text where the string to show starts")
+    shots.add_argument("--out", default=str(ROOT / "docs/images"))
     args = parser.parse_args()
-    {"epoch-seconds": epoch_seconds, "train": train_cells, "lr-sweep": lr_sweep, "explorer": explorer}[args.command](args)
+    {"epoch-seconds": epoch_seconds, "train": train_cells, "lr-sweep": lr_sweep, "explorer": explorer,
+     "screenshots": screenshots}[args.command](args)
 
 
 if __name__ == "__main__":
