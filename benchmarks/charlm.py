@@ -84,7 +84,7 @@ def epoch_seconds(args) -> None:
                          "wall_seconds": round(time.perf_counter() - started, 1),
                          "backend": summary["backend"], "parameters": summary["parameters"],
                          "train_characters": summary["train_examples"], "test_bpc_after_1_epoch": summary["test_bpc"]})
-    lines = [f"# pysource: seconds per epoch, one thread per process", "",
+    lines = ["# pysource: seconds per epoch, one thread per process", "",
              f"hidden {options['hidden']}, seq_len (truncation) {args.seq_len}, batch {args.batch_size} rows, "
              f"{rows[0]['train_characters']:,} training characters per epoch; the epoch's seconds include "
              f"its validation pass.", "", f"Machine: {machine()}.", "",

@@ -39,7 +39,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-import math
 import os
 import re
 import tokenize
@@ -52,7 +51,7 @@ import torch
 from torch import Tensor
 
 from ..cells import CellSpec
-from ..tasks import LanguageModelTask, Task
+from ..tasks import LanguageModelTask
 from ..train.runs import LoadedRun, load_run
 from .record import RECURRENT_LAYERS, record
 
