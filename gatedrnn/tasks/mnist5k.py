@@ -15,9 +15,9 @@ and ``random_state=0``: 4000 training digits (400 per class), 500 validation and
 test digits (50 per class each). The first load reads the CSV (some seconds) and
 caches the images as ``mnist5k.npz`` under :func:`gatedrnn.tasks.base.cache_dir`.
 
-Against the JANET paper's MNIST this is a twelfth of the training set (4000 digits
-against 55000) and a twentieth of the test set (500 against 10000: one test digit is
-0.2 percentage points of accuracy).
+Against the JANET paper's MNIST this is about a fourteenth of the training set (4000
+digits against 55000) and a twentieth of the test set (500 against 10000: one test
+digit is 0.2 percentage points of accuracy).
 """
 
 from __future__ import annotations
