@@ -144,12 +144,13 @@ def test_evaluation_in_chunks_equals_one_pass_over_the_rows():
     model = models.build_language_model("gru", task.output_size, hidden=10, t_max=7).eval()
     ids = torch.randint(0, task.output_size, (301,))
     split = Split(ids[:-1], ids[1:])
-    chunked = evaluate_stream(model, task, split, ONE_PROCESS, rows=4)
+    chunked, chunked_loss = evaluate_stream(model, task, split, ONE_PROCESS, rows=4)
     x, y = stream_rows(split, 4)
     with torch.no_grad():
         logits, _ = model(x)
     whole = F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="sum").item() / math.log(2) / y.numel()
     assert chunked == pytest.approx(whole, rel=1e-5)
+    assert chunked_loss == pytest.approx(whole * math.log(2), rel=1e-5)  # nats per character
     assert EVAL_ROWS == 32
 
 
@@ -207,7 +208,7 @@ def test_run_directory_config_records_the_corpus_and_summary_the_baselines(tmp_p
     model = language_model(TrainConfig(**TINY).resolved(task.defaults), task)
     model.load_state_dict(_weights(out / "checkpoints/best.safetensors"))
     test = task.load().head(TINY["limit"]).test
-    assert summary["test_bpc"] == pytest.approx(evaluate_stream(model, task, test, ONE_PROCESS), rel=1e-6)
+    assert summary["test_bpc"] == pytest.approx(evaluate_stream(model, task, test, ONE_PROCESS)[0], rel=1e-6)
 
 
 def test_resume_ends_exactly_as_the_uninterrupted_run(tmp_path, monkeypatch):

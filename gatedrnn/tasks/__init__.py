@@ -20,6 +20,7 @@ from .digits import Digits, PermutedDigits
 from .idx import (FashionMNIST, FashionMNISTRows, MNISTRows, PermutedFashionMNIST, PermutedMNIST,
                   SequentialMNIST)
 from .mnist1d import MNIST1D, ShuffledMNIST1D
+from .mnist5k import PermutedMNIST5k, SequentialMNIST5k
 from .synthetic import Adding, Copy
 from .text import LanguageModelTask, PythonSource
 
@@ -29,8 +30,8 @@ __all__ = ["REGISTRY", "names", "get", "Task", "Split", "Splits", "DataUnavailab
 REGISTRY: Dict[str, Type[Task]] = {
     cls.name: cls
     for cls in (MNIST1D, ShuffledMNIST1D, Digits, PermutedDigits, FashionMNIST, PermutedFashionMNIST,
-                FashionMNISTRows, SequentialMNIST, PermutedMNIST, MNISTRows, Adding, Copy, CO2,
-                PythonSource)
+                FashionMNISTRows, SequentialMNIST, PermutedMNIST, MNISTRows, SequentialMNIST5k,
+                PermutedMNIST5k, Adding, Copy, CO2, PythonSource)
 }
 
 

@@ -41,7 +41,7 @@ from ..models import LanguageModel, LayerState, build_language_model
 from ..tasks import LanguageModelTask, Split
 from .config import TrainConfig
 from .distributed import World, all_sum, any_true
-from .trainer import NonFiniteLoss, TrainingError, _optimizer, _Run, _scheduler, _summary_writer
+from .trainer import NonFiniteLoss, TrainingError, _optimizer, _Run, _scheduler, _summary_writer, l2_penalty
 
 __all__ = ["EVAL_ROWS", "StreamRun", "stream_rows", "detach_state", "language_model", "evaluate_stream"]
 
@@ -68,14 +68,17 @@ def language_model(config: TrainConfig, task: LanguageModelTask) -> LanguageMode
     return build_language_model(
         config.cell, task.output_size, hidden=config.hidden, layers=config.layers, dropout=config.dropout,
         t_max=task.seq_len, chrono=config.chrono, backend=config.backend, zoneout=config.zoneout,
-        recurrent_dropout=config.recurrent_dropout)
+        recurrent_dropout=config.recurrent_dropout, output_dropout=config.output_dropout,
+        weight_init=config.weight_init, forget_bias_init=config.forget_bias_init,
+        chrono_t_max=config.chrono_t_max)
 
 
 def evaluate_stream(model: nn.Module, task: LanguageModelTask, split: Split, world: World,
-                    rows: int = EVAL_ROWS) -> float:
-    """Bits per character on ``split``, its stream cut into ``rows`` rows (fewer for a
-    stream shorter than that) walked ``task.seq_len`` steps at a time, state carried;
-    process r scores rows r, r + P, ..."""
+                    rows: int = EVAL_ROWS) -> Tuple[float, float]:
+    """Bits per character and the mean loss (cross-entropy in nats per character) on
+    ``split``, its stream cut into ``rows`` rows (fewer for a stream shorter than that)
+    walked ``task.seq_len`` steps at a time, state carried; process r scores rows r,
+    r + P, ..."""
     model.eval()
     x, y = stream_rows(split, min(rows, len(split)))
     x, y = x[world.rank:: world.size], y[world.rank:: world.size]  # this process' rows
@@ -87,7 +90,7 @@ def evaluate_stream(model: nn.Module, task: LanguageModelTask, split: Split, wor
             bits, characters = task.score(output, y[:, chunk].to(world.device))
             total, count = total + bits, count + characters
     total, count = all_sum(world, (total, count))
-    return total / count
+    return total / count, total / count * math.log(2)
 
 
 class StreamRun(_Run):
@@ -135,6 +138,8 @@ class StreamRun(_Run):
                         f"training stopped. The last good checkpoint (epoch {self.epoch - 1}) is in "
                         f"{self.out / 'checkpoints'}. Try a lower --lr or a --clip.")
                 self.optimizer.zero_grad(set_to_none=True)
+                if self.config.l2 > 0:
+                    loss = loss + l2_penalty(self.model, self.config.l2)
                 loss.backward()
                 if self.config.clip > 0:
                     nn.utils.clip_grad_norm_(self.model.parameters(), self.config.clip)
@@ -148,7 +153,7 @@ class StreamRun(_Run):
         loss_sum, seen = all_sum(self.world, (loss_sum, seen))
         return loss_sum / seen
 
-    def evaluate(self, split: Split) -> float:
+    def evaluate(self, split: Split) -> Tuple[float, float]:
         return evaluate_stream(self.model, self.task, split, self.world)
 
     def sample_input(self) -> Tensor:
