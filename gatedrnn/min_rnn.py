@@ -122,7 +122,7 @@ class _FusedMinRNN(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, cell: str, xw: Tensor, h0: Tensor) -> Tensor:
-        h = getattr(torch.ops.gatedrnn, f"{cell}_forward")(xw, h0)  # (T, B, H)
+        h, _, _ = getattr(torch.ops.gatedrnn, f"{cell}_forward")(xw, [h0], [], [], None, [], False)  # (T, B, H)
         ctx.cell = cell
         ctx.save_for_backward(xw, h, h0)
         return h
@@ -130,8 +130,15 @@ class _FusedMinRNN(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_h: Tensor):
         xw, h, h0 = ctx.saved_tensors
-        grad_xw, grad_h0 = getattr(torch.ops.gatedrnn, f"{ctx.cell}_backward")(grad_h, xw, h, h0)
+        grad_xw, (grad_h0,), _ = getattr(torch.ops.gatedrnn, f"{ctx.cell}_backward")(
+            grad_h, [torch.zeros_like(h0)], xw, [h0], [], [], None, [], h, [])
         return None, grad_xw, grad_h0
+
+
+def _input_weights(weight: Tensor, bias: Optional[Tensor]) -> Tuple[List[Tensor], List[int]]:
+    """W_ih and b_ih with their slots in the native ops' weight list."""
+    weights = [weight] + ([bias] if bias is not None else [])
+    return weights, [native.SLOT_NAMES.index(name) for name in ("weight_ih", "bias_ih")][:len(weights)]
 
 
 class _FusedMinRNNInput(torch.autograd.Function):
@@ -140,19 +147,21 @@ class _FusedMinRNNInput(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, cell: str, x: Tensor, weight: Tensor, bias: Optional[Tensor], h0: Tensor) -> Tensor:
-        h = getattr(torch.ops.gatedrnn, f"{cell}_forward_input")(x, weight, bias, h0)  # (T, B, H)
+        weights, slots = _input_weights(weight, bias)
+        h, _, _ = getattr(torch.ops.gatedrnn, f"{cell}_forward")(x, [h0], weights, slots, None, [], False)
         ctx.cell, ctx.has_bias = cell, bias is not None
-        ctx.save_for_backward(x, weight, *([bias] if bias is not None else []), h, h0)
-        return h
+        ctx.save_for_backward(x, *weights, h, h0)
+        return h  # (T, B, H)
 
     @staticmethod
     def backward(ctx, grad_h: Tensor):
         x, weight, *rest = ctx.saved_tensors
         bias = rest.pop(0) if ctx.has_bias else None
         h, h0 = rest
-        grad_x, grad_weight, grad_bias, grad_h0 = getattr(torch.ops.gatedrnn, f"{ctx.cell}_backward_input")(
-            grad_h, x, weight, bias, h, h0)
-        return None, grad_x, grad_weight, grad_bias, grad_h0
+        weights, slots = _input_weights(weight, bias)
+        grad_x, (grad_h0,), (grad_weight, *grad_bias) = getattr(torch.ops.gatedrnn, f"{ctx.cell}_backward")(
+            grad_h, [torch.zeros_like(h0)], x, [h0], weights, slots, None, [], h, [])
+        return None, grad_x, grad_weight, (grad_bias[0] if grad_bias else None), grad_h0
 
 
 #: Inputs up to this many features take the fused kernels' own input projection: the
