@@ -423,7 +423,7 @@ class MinRNNBase(nn.Module):
         weight = getattr(self, "weight_ih" + suffix)
         bias = getattr(self, "bias_ih" + suffix) if self.bias else None
         if pad is None and x.shape[-1] <= FUSED_INPUT_MAX and self.resolved_mode(x) == "fused":
-            native.load()
+            native.load(self.kernel)
             h = _FusedMinRNNInput.apply(self.kernel, x if direction == 0 else x.flip(0), weight, bias, h0)
             return (h if direction == 0 else h.flip(0)), h[-1]  # (T, B, H), (B, H)
         xw = F.linear(x, weight, bias)  # (T, B, G*H)
@@ -431,7 +431,7 @@ class MinRNNBase(nn.Module):
             xw = reverse_within_lengths(xw, lengths)
         mode = self.resolved_mode(xw)
         if mode == "fused":
-            native.load()  # raises, with the reason, where the kernels cannot be built
+            native.load(self.kernel)  # raises, with the reason, where the kernels cannot be built
             if pad is not None:  # gates that keep the state exactly: frozen past each length
                 xw = torch.cat([block if value is None else block.masked_fill(pad, value)
                                 for block, value in zip(xw.chunk(len(self.gates), -1), self.frozen_gates)], -1)

@@ -1,5 +1,5 @@
 // minGRU and minLSTM (gatedrnn/min_rnn.py), forward and backward of a whole layer
-// direction, with no intermediate tensors:
+// direction, with no intermediate tensors (the cells' math: mingru.cpp, minlstm.cpp):
 //   minGRU,  blocks [k, k_h]:       z = sigmoid(k),  h_t = (1 - z) h_{t-1} + z g(k_h)
 //   minLSTM, blocks [k_f, k_i, k_h]: f = sigmoid(k_f), i = sigmoid(k_i),
 //                                    h_t = (f h_{t-1} + i g(k_h)) / (f + i)
@@ -14,10 +14,11 @@
 // neither the (T, B, G*H) projection nor its gradient is ever stored; the weight and bias
 // gradients are summed per thread and then over the threads in order (deterministic for a
 // given number of threads).
+#pragma once
+
 #include "common.h"
 
 namespace gatedrnn {
-namespace {
 
 template <typename T>
 inline Vec<T> positive_g(const Vec<T>& x, const Vec<T>& sig) {
@@ -29,47 +30,6 @@ template <typename T>
 inline Vec<T> positive_g_grad(const Vec<T>& x, const Vec<T>& sig) {
   return Vec<T>::blendv(sig * (Vec<T>(T(1)) - sig), Vec<T>(T(1)), x >= Vec<T>(T(0)));
 }
-
-struct MinGRU {
-  static constexpr int kBlocks = 2;
-  // h_t from h_{t-1} and the step's blocks x[0] = k, x[1] = k_h.
-  template <typename T>
-  static Vec<T> step(const Vec<T>* x, const Vec<T>& h) {
-    const Vec<T> z = vsigmoid(x[0]);
-    return h + z * (positive_g(x[1], vsigmoid(x[1])) - h);
-  }
-  // Fills dx[] (the gradients of the blocks) and returns dL/dh_{t-1}.
-  template <typename T>
-  static Vec<T> backward(const Vec<T>* x, const Vec<T>& h_prev, const Vec<T>& h, const Vec<T>& dh, Vec<T>* dx) {
-    const Vec<T> one(T(1));
-    const Vec<T> z = vsigmoid(x[0]), sig = vsigmoid(x[1]);
-    const Vec<T> g = positive_g(x[1], sig);
-    dx[0] = dh * (g - h_prev) * z * (one - z);
-    dx[1] = dh * z * positive_g_grad(x[1], sig);
-    return dh * (one - z);
-  }
-};
-
-struct MinLSTM {
-  static constexpr int kBlocks = 3;
-  template <typename T>
-  static Vec<T> step(const Vec<T>* x, const Vec<T>& h) {
-    const Vec<T> f = vsigmoid(x[0]), i = vsigmoid(x[1]);
-    return (f * h + i * positive_g(x[2], vsigmoid(x[2]))) / (f + i);
-  }
-  // h = (f h_prev + i g) / s, s = f + i: dh/df = (h_prev - h) / s, dh/di = (g - h) / s.
-  template <typename T>
-  static Vec<T> backward(const Vec<T>* x, const Vec<T>& h_prev, const Vec<T>& h, const Vec<T>& dh, Vec<T>* dx) {
-    const Vec<T> one(T(1));
-    const Vec<T> f = vsigmoid(x[0]), i = vsigmoid(x[1]), sig = vsigmoid(x[2]);
-    const Vec<T> g = positive_g(x[2], sig);
-    const Vec<T> scaled = dh / (f + i);
-    dx[0] = scaled * (h_prev - h) * f * (one - f);
-    dx[1] = scaled * (g - h) * i * (one - i);
-    dx[2] = scaled * i * positive_g_grad(x[2], sig);
-    return scaled * f;
-  }
-};
 
 // Sequences per thread at least: below that, scheduling costs more than it saves.
 constexpr int64_t kMinRowsPerThread = 4;
@@ -115,20 +75,16 @@ void forward_kernel(const Input<T>& in, const T* h0, T* h, T* h_n, const Lengths
     std::vector<T> buf(in.projected() ? G * H : 0);  // this row's W_ih x + b_ih
     Vec<T> x[G];
     for (int64_t t = 0; t < steps; ++t) {
-      for (int64_t b = b0; b < b1; ++b) {
+      lengths.for_valid_rows(t, b0, b1, h + (t * batch + b0) * H, H, [&](int64_t b) {
         const int64_t row = t * batch + b;
         T* out = h + row * H;
-        if (!lengths.valid(t, b)) {
-          std::fill(out, out + H, T(0));
-          continue;
-        }
         const T* prev = t == 0 ? h0 + b * H : h + (row - batch) * H;  // h_{t-1}, (H): a valid step
         const T* xt = in.row(row, buf.data());                       // (G*H)
         vec_loop<T>(H, [&](int64_t j, int64_t n) {
           for (int k = 0; k < G; ++k) x[k] = vload(xt + k * H + j, n);
           vstore(Cell::step(x, vload(prev + j, n)), out + j, n);
         });
-      }
+      });
     }
     for (int64_t b = b0; b < b1; ++b) {  // the state after each sequence's last valid step
       const int64_t last = lengths.count(b, steps);
@@ -155,14 +111,11 @@ void backward_kernel(const Input<T>& in, const T* grad_h, const T* h, const T* h
     std::vector<T> buf(in.projected() ? GH : 0), dbuf(in.projected() ? GH : 0);
     Vec<T> x[G], dx[G];
     for (int64_t t = steps - 1; t >= 0; --t) {
-      for (int64_t b = b0; b < b1; ++b) {
+      // frozen rows (past their length): the gradient passes through unchanged
+      const int64_t width = in.projected() ? I : GH;  // of grad_in's rows
+      lengths.for_valid_rows(t, b0, b1, grad_in + (t * batch + b0) * width, width, [&](int64_t b) {
         const int64_t row = t * batch + b;
         T* dxt = in.projected() ? dbuf.data() : grad_in + row * GH;  // (G*H)
-        if (!lengths.valid(t, b)) {  // frozen state: the gradient passes through unchanged
-          T* zero_row = in.projected() ? grad_in + row * I : dxt;
-          std::fill(zero_row, zero_row + (in.projected() ? I : GH), T(0));
-          continue;
-        }
         const T* prev = t == 0 ? h0 + b * H : h + (row - batch) * H;
         const T* xt = in.row(row, buf.data());
         T* c = grad_h0 + b * H;
@@ -172,7 +125,7 @@ void backward_kernel(const Input<T>& in, const T* grad_h, const T* h, const T* h
           vstore(Cell::backward(x, vload(prev + j, n), vload(h + row * H + j, n), dh, dx), c + j, n);
           for (int k = 0; k < G; ++k) vstore(dx[k], dxt + k * H + j, n);
         });
-        if (!in.projected()) continue;
+        if (!in.projected()) return;
         // dL/db += dxw; dL/dW^T[i] += x_i dxw; dL/dx_i = dxw . W^T[i]
         vec_loop<T>(GH, [&](int64_t j, int64_t n) {
           vstore(vload(grad_bias_mine + j, n) + vload(dxt + j, n), grad_bias_mine + j, n);
@@ -192,7 +145,7 @@ void backward_kernel(const Input<T>& in, const T* grad_h, const T* h, const T* h
           dot.store(lanes);
           grad_in[row * I + i] = std::accumulate(lanes, lanes + Vec<T>::size(), T(0));
         }
-      }
+      });
     }
   });
   if (!in.projected()) return;
@@ -205,84 +158,57 @@ void backward_kernel(const Input<T>& in, const T* grad_h, const T* h, const T* h
   }
 }
 
-// The op's xw and weights as the kernels read them: W_ih transposed once per call.
+// The op's input as the kernels read it: xw itself, or x with W_ih transposed once per call.
 struct InputTensors {
   Tensor data, wt, bias;
   int64_t GH;
-  InputTensors(const Tensor& xw, const Weights& weights, int64_t gh, int64_t batch)
-      : data(xw.contiguous()), GH(gh) {
-    if (weights.has(kWeightIH)) {
-      const Tensor& w = weights[kWeightIH];
+  InputTensors(const ForwardArgs& args, int64_t gh) : data(args.xw), GH(gh) {
+    if (args.weights.has(kWeightIH)) {
+      const Tensor& w = args.weights[kWeightIH];
       TORCH_CHECK(w.dim() == 2 && w.size(0) == GH && w.size(1) == data.size(2),
                   "gatedrnn min-RNN kernel: weight_ih must be (G*H, I) = (", GH, ", ", data.size(2), ")");
       wt = w.t().contiguous();
-      if (weights.has(kBiasIH)) bias = weights[kBiasIH];
+      if (args.weights.has(kBiasIH)) bias = args.weights[kBiasIH];
     }
-    TORCH_CHECK(data.dim() == 3 && data.size(1) == batch && (wt.defined() || data.size(2) == GH),
-                "gatedrnn min-RNN kernel: xw must be (T, B, G*H) = (T, ", batch, ", ", GH,
-                "), or x (T, B, I) with weight_ih");
+    TORCH_CHECK(wt.defined() || data.size(2) == GH,
+                "gatedrnn min-RNN kernel: xw must be (T, B, G*H) with G*H = ", GH, ", or x (T, B, I) with weight_ih");
   }
   template <typename T>
   Input<T> get() const {
     return {data.data_ptr<T>(), wt.defined() ? wt.data_ptr<T>() : nullptr,
-            bias.defined() ? bias.data_ptr<T>() : nullptr, wt.defined() ? data.size(2) : 0,
-            GH};
+            bias.defined() ? bias.data_ptr<T>() : nullptr, wt.defined() ? data.size(2) : 0, GH};
   }
 };
 
-template <typename Cell>
-std::tuple<Tensor, std::vector<Tensor>, std::vector<Tensor>> min_rnn_forward(
-    const Tensor& xw_in, at::TensorList state, at::TensorList weight_list, at::IntArrayRef slots,
-    const std::optional<Tensor>& lengths, at::ArrayRef<double> options, bool save) {
-  const Weights weights(weight_list, slots);
-  const std::optional<Tensor> lens = contiguous_lengths(lengths);
-  const Tensor h0 = state[0].contiguous();  // (B, H)
-  const int64_t batch = h0.size(0), H = h0.size(1);
-  const InputTensors input(xw_in, weights, Cell::kBlocks * H, batch);
-  const int64_t steps = input.data.size(0);
-  Tensor output = at::empty({steps, batch, H}, h0.options());
-  Tensor h_n = at::empty_like(h0);
-  AT_DISPATCH_FLOATING_TYPES(h0.scalar_type(), "min_rnn_forward", [&] {
-    forward_kernel<Cell, scalar_t>(input.get<scalar_t>(), h0.data_ptr<scalar_t>(), output.data_ptr<scalar_t>(),
-                                   h_n.data_ptr<scalar_t>(), Lengths(lens), steps, batch, H);
-  });
-  return {output, {h_n}, {}};
-}
+// A minimal RNN's ops from its Math (kName, kBlocks, step, backward); nothing is saved.
+template <typename Math>
+struct MinRNN {
+  static constexpr const char* kName = Math::kName;
 
-template <typename Cell>
-std::tuple<Tensor, std::vector<Tensor>, std::vector<Tensor>> min_rnn_backward(
-    const Tensor& grad_output, at::TensorList grad_state, const Tensor& xw_in, at::TensorList state,
-    at::TensorList weight_list, at::IntArrayRef slots, const std::optional<Tensor>& lengths,
-    at::ArrayRef<double> options, const Tensor& output_in, at::TensorList saved) {
-  const Weights weights(weight_list, slots);
-  const std::optional<Tensor> lens = contiguous_lengths(lengths);
-  const Tensor h0 = state[0].contiguous(), output = output_in.contiguous(), grad_h = grad_output.contiguous();
-  const int64_t batch = h0.size(0), H = h0.size(1);
-  const InputTensors input(xw_in, weights, Cell::kBlocks * H, batch);
-  Tensor grad_in = at::empty_like(input.data);
-  Tensor grad_h0 = grad_state[0].contiguous().clone();
-  Tensor grad_wt = input.wt.defined() ? at::empty_like(input.wt) : Tensor();
-  Tensor grad_bias = input.bias.defined() ? at::empty_like(input.bias) : Tensor();
-  AT_DISPATCH_FLOATING_TYPES(h0.scalar_type(), "min_rnn_backward", [&] {
-    backward_kernel<Cell, scalar_t>(
-        input.get<scalar_t>(), grad_h.data_ptr<scalar_t>(), output.data_ptr<scalar_t>(), h0.data_ptr<scalar_t>(),
-        grad_h0.data_ptr<scalar_t>(), grad_in.data_ptr<scalar_t>(),
-        grad_wt.defined() ? grad_wt.data_ptr<scalar_t>() : nullptr,
-        grad_bias.defined() ? grad_bias.data_ptr<scalar_t>() : nullptr, Lengths(lens), input.data.size(0), batch, H);
-  });
-  std::array<Tensor, kNumSlots> grads;
-  if (grad_wt.defined()) grads[kWeightIH] = grad_wt.t().contiguous();
-  grads[kBiasIH] = grad_bias;
-  return {grad_in, {grad_h0}, in_slot_order(grads, slots)};
-}
+  static std::vector<Tensor> saved(const ForwardArgs&) { return {}; }
 
-}  // namespace
+  template <typename T>
+  static void forward(const ForwardArgs& args, ForwardResult& result) {
+    const int64_t H = result.output.size(2);
+    const InputTensors input(args, Math::kBlocks * H);
+    forward_kernel<Math, T>(input.get<T>(), args.state[0].data_ptr<T>(), result.output.data_ptr<T>(),
+                            result.state[0].data_ptr<T>(), args.lengths, args.steps, args.batch, H);
+  }
 
-TORCH_LIBRARY_IMPL(gatedrnn, CPU, m) {
-  m.impl("mingru_forward", &min_rnn_forward<MinGRU>);
-  m.impl("mingru_backward", &min_rnn_backward<MinGRU>);
-  m.impl("minlstm_forward", &min_rnn_forward<MinLSTM>);
-  m.impl("minlstm_backward", &min_rnn_backward<MinLSTM>);
-}
+  template <typename T>
+  static void backward(const BackwardArgs& args, BackwardResult& result) {
+    const int64_t H = args.output.size(2);
+    const InputTensors input(args, Math::kBlocks * H);
+    const Tensor grad_wt = input.wt.defined() ? at::empty_like(input.wt) : Tensor();
+    const Tensor grad_bias = input.bias.defined() ? at::empty_like(input.bias) : Tensor();
+    backward_kernel<Math, T>(input.get<T>(), args.grad_output.data_ptr<T>(), args.output.data_ptr<T>(),
+                             args.state[0].data_ptr<T>(), result.grad_state[0].data_ptr<T>(),
+                             result.grad_xw.data_ptr<T>(), grad_wt.defined() ? grad_wt.data_ptr<T>() : nullptr,
+                             grad_bias.defined() ? grad_bias.data_ptr<T>() : nullptr, args.lengths, args.steps,
+                             args.batch, H);
+    if (grad_wt.defined()) result.grad_weights[kWeightIH] = grad_wt.t().contiguous();
+    result.grad_weights[kBiasIH] = grad_bias;
+  }
+};
 
 }  // namespace gatedrnn
