@@ -119,6 +119,27 @@ def test_without_a_compiler_auto_falls_back_and_native_is_an_error(tmp_path):
     assert libraries(tmp_path) == []
 
 
+FAILING_COMPILER = """#!/bin/sh
+if [ "$1" = "--version" ]; then echo "broken-c++ 1.0"; exit 0; fi
+echo "rnn.cpp:1:1: error: this compiler is broken" >&2
+exit 1
+"""
+
+
+def test_a_compiler_that_fails_means_the_next_backend_and_its_message(tmp_path):
+    compiler = tmp_path / "c++"
+    compiler.write_text(FAILING_COMPILER)
+    compiler.chmod(0o755)
+    result = run_python(SCRIPT, tmp_path / "cache", CXX=str(compiler))
+    assert result.returncode == 0, result.stderr
+    backend, error = result.stdout.split()
+    assert backend == "fused" and float(error) < 1e-12
+    assert ("the native rnn kernel could not be built: BuildError: compiling the rnn kernel failed: "
+            "rnn.cpp:1:1: error: this compiler is broken; using a slower backend") in result.stderr
+    assert libraries(tmp_path / "cache") == []  # nothing half-written left behind
+    assert [p.name for p in (tmp_path / "cache" / "gatedrnn").iterdir() if p.suffix == ".tmp"] == []
+
+
 def test_the_cache_key_follows_the_sources_content_not_their_path(tmp_path, monkeypatch):
     original = build._stem("janet", "AVX2")
     copy = tmp_path / "csrc"

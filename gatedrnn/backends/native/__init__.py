@@ -86,8 +86,7 @@ def unavailable_reason() -> str:
         if os.environ.get("GATEDRNN_NATIVE", "1") == "0":
             _state["reason"] = "turned off by GATEDRNN_NATIVE=0"
         elif build.compiler() is None and not any(build.cached(cell) for cell in CELLS):
-            _state["reason"] = (f"no C++ compiler found (CXX={os.environ.get('CXX') or 'unset'}, "
-                                f"no c++ on PATH) and no kernel built earlier")
+            _state["reason"] = f"{build.no_compiler()} and no kernel built earlier"
         else:
             _state["reason"] = ""
     return _state["reason"]

@@ -80,27 +80,42 @@ def compiler() -> Optional[str]:
     return shutil.which(os.environ.get("CXX") or "c++")
 
 
+def no_compiler() -> str:
+    """Why :func:`compiler` found none."""
+    cxx = os.environ.get("CXX")
+    return f"no C++ compiler found ({f'CXX={cxx} is not a program' if cxx else 'no c++ on PATH'})"
+
+
 @lru_cache(maxsize=None)
-def compiler_identity(path: str) -> str:
-    """The compiler's first ``--version`` line, e.g. ``c++ (Debian 12.2.0-14) 12.2.0``."""
+def _version(path: str) -> str:
     try:
         result = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=60)
     except (OSError, subprocess.SubprocessError) as error:
         raise BuildError(f"the C++ compiler {path} does not run: {error}") from error
-    lines = result.stdout.strip().splitlines()
-    if result.returncode != 0 or not lines:
+    if result.returncode != 0 or not result.stdout.strip():
         raise BuildError(f"the C++ compiler {path} does not run: {result.stderr.strip()[-300:]}")
-    return lines[0]
+    return result.stdout.strip()
+
+
+def compiler_identity(path: str) -> str:
+    """The compiler's first ``--version`` line, e.g. ``c++ (Debian 12.2.0-14) 12.2.0``."""
+    return _version(path).splitlines()[0]
 
 
 def flags(capability_name: str) -> List[str]:
-    """The compiler flags, paths aside. OpenMP makes ``at::parallel_for`` split the batch
-    over torch's threads (without it the loop runs on one thread); torch ships the
-    runtime (libgomp) the library then uses."""
-    openmp = ["-fopenmp"] if platform.system() == "Linux" else []
-    return ["-O3", "-std=c++20", "-fPIC", "-shared", *openmp,
+    """The compiler flags, paths and OpenMP (:func:`openmp_flags`) aside."""
+    return ["-O3", "-std=c++20", "-fPIC", "-shared",
             f"-D_GLIBCXX_USE_CXX11_ABI={int(torch.compiled_with_cxx11_abi())}",
             *CAPABILITY_FLAGS[capability_name]]
+
+
+def openmp_flags(path: str) -> List[str]:
+    """OpenMP makes ``at::parallel_for`` split the batch over torch's threads (without it
+    the loop runs on one thread). Only with GCC on Linux, whose runtime (libgomp) torch
+    ships and uses itself: another compiler would bring a second OpenMP runtime into the
+    process, so its kernels run each batch on one thread."""
+    gcc = platform.system() == "Linux" and "Free Software Foundation" in _version(path)
+    return ["-fopenmp"] if gcc else []
 
 
 def sources(cell: str) -> List[Path]:
@@ -165,8 +180,7 @@ def library(cell: str, capability_name: Optional[str] = None, quiet: bool = Fals
             return found
     cxx = compiler()
     if cxx is None:
-        raise BuildError(f"no C++ compiler found (CXX={os.environ.get('CXX') or 'unset'}, "
-                         f"and no c++ on PATH) to build the {cell} kernel")
+        raise BuildError(f"{no_compiler()} to build the {cell} kernel")
     directory = cache_dir()
     directory.mkdir(parents=True, exist_ok=True)
     target = directory / f"{_stem(cell, name)}-{_compiler_hash(cxx)}.so"
@@ -191,14 +205,16 @@ def _compile(cell: str, capability_name: str, cxx: str, target: Path, quiet: boo
              f"about {EXPECTED_SECONDS} s")
     torch_dir = Path(torch.__file__).resolve().parent
     partial = target.with_name(f"{target.name}.{os.getpid()}.tmp")
-    command = [cxx, *flags(capability_name), f"-I{CSRC}", "-isystem", str(torch_dir / "include"),
+    command = [cxx, *flags(capability_name), *openmp_flags(cxx), f"-I{CSRC}", "-isystem", str(torch_dir / "include"),
                str(CSRC / SOURCES[cell]), "-o", str(partial),
                f"-L{torch_dir / 'lib'}", "-lc10", "-ltorch_cpu"]
     start = time.perf_counter()
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
         partial.unlink(missing_ok=True)
-        raise BuildError(f"compiling the {cell} kernel failed ({' '.join(command)}):\n{result.stderr[-4000:]}")
+        errors = [line for line in result.stderr.splitlines() if "error" in line] or result.stderr.splitlines() or [""]
+        raise BuildError(f"compiling the {cell} kernel failed: {errors[0].strip()}\n"
+                         f"command: {' '.join(command)}\n{result.stderr[-4000:]}")
     os.replace(partial, target)  # atomic: other processes see no file or the whole file
     if not quiet:
         _say(f"native {cell} kernel built in {time.perf_counter() - start:.0f} s ({target})")
