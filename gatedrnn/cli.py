@@ -38,10 +38,14 @@ def _backends(args: argparse.Namespace) -> int:
         print(name)
     reason = backends.native.unavailable_reason()
     compiler = build.compiler()
+    try:
+        described = f"{build.compiler_identity(compiler)} ({compiler})" if compiler else build.no_compiler()
+        built = [cell for cell in build.SOURCES if build.cached(cell)]
+    except build.BuildError as error:  # a compiler that does not run
+        described, built = str(error), []
     print(f"\nnative kernels: {build.cache_dir()}")
-    print(f"  compiler: {build.compiler_identity(compiler) + ' (' + compiler + ')' if compiler else 'none found'}"
-          f"; CPU capability: {build.capability()}" + (f"; unavailable: {reason}" if reason else ""))
-    built = [cell for cell in build.SOURCES if build.cached(cell)]
+    print(f"  compiler: {described}; CPU capability: {build.capability()}"
+          + (f"; unavailable: {reason}" if reason else ""))
     print(f"  built: {', '.join(built) or 'none'}")
     rest = [cell for cell in build.SOURCES if cell not in built]
     if rest:

@@ -171,3 +171,23 @@ def test_every_cell_compiles_for_every_capability(cell, capability, tmp_path, mo
     monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path))
     path = build.library(cell, capability_name=capability, quiet=True)
     assert path.exists() and path.name.startswith(f"{cell}-{capability.lower()}-")
+
+
+@pytest.mark.usefixtures("native_backend")
+def test_build_and_backends_commands(capsys):
+    from gatedrnn.cli import main
+
+    native.load("rnn")
+    assert main(["build", "--cells", "rnn,layernorm-lstm"]) == 0
+    out = capsys.readouterr().out
+    assert f"for {build.capability()} into {build.cache_dir()}" in out
+    assert f"  rnn: cached ({build.cached('rnn')})" in out
+    assert "  layernorm_lstm: " in out and build.cached("layernorm_lstm") is not None
+    assert main(["backends"]) == 0
+    out = capsys.readouterr().out
+    assert f"native kernels: {build.cache_dir()}" in out
+    assert f"CPU capability: {build.capability()}" in out
+    built = next(line for line in out.splitlines() if line.startswith("  built: "))
+    assert "rnn" in built.split(": ")[1].split(", ") and "layernorm_lstm" in built
+    assert main(["build", "--cells", "zoneout"]) == 2
+    assert "no native kernel for zoneout" in capsys.readouterr().err
