@@ -14,7 +14,7 @@ which is positive, so a_t and b_t are positive and the scan runs in log space
 
 * ``mode="auto"`` (default): ``fused`` for CPU tensors where the native kernels build,
   else ``scan``;
-* ``mode="fused"``: one native CPU kernel per cell (``csrc/min_rnn.cpp``) computes the
+* ``mode="fused"``: one native CPU kernel per cell (``csrc/mingru.cpp``, ``csrc/minlstm.cpp``) computes the
   gates and the recurrence from ``W_ih x + b_ih`` in a single pass over time (each unit
   is independent: sequences split across threads, vectors of units walked through all
   steps; one read of xw and one write of h per element), with a hand-written backward
@@ -118,7 +118,7 @@ def parallel_scan_log(log_coeffs: Tensor, log_values: Tensor,
 
 class _FusedMinRNN(torch.autograd.Function):
     """``torch.ops.gatedrnn.<cell>_forward`` (xw (T, B, G*H), h0 (B, H)) -> h (T, B, H),
-    with its backward op; the cell's kernel is ``csrc/min_rnn.cpp``."""
+    with its backward op; the cell's kernel is ``csrc/<cell>.cpp``."""
 
     @staticmethod
     def forward(ctx, cell: str, xw: Tensor, h0: Tensor) -> Tensor:
