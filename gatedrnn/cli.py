@@ -6,6 +6,7 @@ import argparse
 import os
 import shlex
 import sys
+import time
 from pathlib import Path
 from typing import List, Optional
 
@@ -31,9 +32,56 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _backends(args: argparse.Namespace) -> int:
+    from .backends.native import build
+
     for name in backends.available():
         print(name)
+    reason = backends.native.unavailable_reason()
+    compiler = build.compiler()
+    try:
+        described = f"{build.compiler_identity(compiler)} ({compiler})" if compiler else build.no_compiler()
+        built = [cell for cell in build.SOURCES if build.cached(cell)]
+    except build.BuildError as error:  # a compiler that does not run
+        described, built = str(error), []
+    print(f"\nnative kernels: {build.cache_dir()}")
+    print(f"  compiler: {described}; CPU capability: {build.capability()}"
+          + (f"; unavailable: {reason}" if reason else ""))
+    print(f"  built: {', '.join(built) or 'none'}")
+    rest = [cell for cell in build.SOURCES if cell not in built]
+    if rest:
+        print(f"  not built: {', '.join(rest)} (built on first use, or now by gatedrnn build)")
     return 0
+
+
+def _build(args: argparse.Namespace) -> int:
+    """Compile the native kernels of the cells asked for (all by default) into the cache."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .backends.native import build
+
+    cells = [backends.native.op_name(cell) for cell in (args.cells.split(",") if args.cells else build.SOURCES)]
+    unknown = [cell for cell in cells if cell not in build.SOURCES]
+    if unknown:
+        return _fail("build", ValueError(f"no native kernel for {', '.join(unknown)}; cells: "
+                                         f"{', '.join(build.SOURCES)}"), 2)
+
+    def build_one(cell):
+        was_cached, start = build.cached(cell) is not None, time.perf_counter()
+        try:
+            path = build.library(cell, quiet=True)
+        except build.BuildError as error:
+            return cell, f"failed: {error}", False
+        done = "cached" if was_cached else f"built in {time.perf_counter() - start:.0f} s"
+        return cell, f"{done} ({path})", True
+
+    print(f"gatedrnn build: {len(cells)} native kernel(s) for {build.capability()} into {build.cache_dir()}, "
+          f"{args.jobs} at a time", flush=True)
+    ok = True
+    with ThreadPoolExecutor(args.jobs) as pool:  # each build is a compiler process
+        for cell, outcome, success in pool.map(build_one, cells):
+            print(f"  {cell}: {outcome}", flush=True)
+            ok &= success
+    return 0 if ok else 1
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -260,8 +308,18 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(handler=_demo)
 
-    listing = commands.add_parser("backends", help="list the backends available here, fastest first")
+    listing = commands.add_parser("backends", help="list the backends available here, fastest first, "
+                                                   "and the native kernels built")
     listing.set_defaults(handler=_backends)
+
+    building = commands.add_parser(
+        "build", help="compile the native kernels ahead of their first use (Docker images, CI)",
+        description="Compile the native C++ kernels of the given cells (default: all) for this CPU "
+                    "into the cache ($TORCH_EXTENSIONS_DIR/gatedrnn); see docs/native.md.")
+    building.add_argument("--cells", help="comma-separated cells (default: all), e.g. janet,lstm")
+    building.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                          help="compilers run at once (default: the CPU count)")
+    building.set_defaults(handler=_build)
 
     timing = commands.add_parser(
         "bench", help="time the layers against torch.nn (Markdown table on stdout, JSON file)",

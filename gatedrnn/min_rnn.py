@@ -14,7 +14,7 @@ which is positive, so a_t and b_t are positive and the scan runs in log space
 
 * ``mode="auto"`` (default): ``fused`` for CPU tensors where the native kernels build,
   else ``scan``;
-* ``mode="fused"``: one native CPU kernel per cell (``csrc/min_rnn.cpp``) computes the
+* ``mode="fused"``: one native CPU kernel per cell (``csrc/mingru.cpp``, ``csrc/minlstm.cpp``) computes the
   gates and the recurrence from ``W_ih x + b_ih`` in a single pass over time (each unit
   is independent: sequences split across threads, vectors of units walked through all
   steps; one read of xw and one write of h per element), with a hand-written backward
@@ -118,11 +118,11 @@ def parallel_scan_log(log_coeffs: Tensor, log_values: Tensor,
 
 class _FusedMinRNN(torch.autograd.Function):
     """``torch.ops.gatedrnn.<cell>_forward`` (xw (T, B, G*H), h0 (B, H)) -> h (T, B, H),
-    with its backward op; the cell's kernel is ``csrc/min_rnn.cpp``."""
+    with its backward op; the cell's kernel is ``csrc/<cell>.cpp``."""
 
     @staticmethod
     def forward(ctx, cell: str, xw: Tensor, h0: Tensor) -> Tensor:
-        h = getattr(torch.ops.gatedrnn, f"{cell}_forward")(xw, h0)  # (T, B, H)
+        h, _, _ = getattr(torch.ops.gatedrnn, f"{cell}_forward")(xw, [h0], [], [], None, [], False)  # (T, B, H)
         ctx.cell = cell
         ctx.save_for_backward(xw, h, h0)
         return h
@@ -130,8 +130,15 @@ class _FusedMinRNN(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_h: Tensor):
         xw, h, h0 = ctx.saved_tensors
-        grad_xw, grad_h0 = getattr(torch.ops.gatedrnn, f"{ctx.cell}_backward")(grad_h, xw, h, h0)
+        grad_xw, (grad_h0,), _ = getattr(torch.ops.gatedrnn, f"{ctx.cell}_backward")(
+            grad_h, [torch.zeros_like(h0)], xw, [h0], [], [], None, [], h, [])
         return None, grad_xw, grad_h0
+
+
+def _input_weights(weight: Tensor, bias: Optional[Tensor]) -> Tuple[List[Tensor], List[int]]:
+    """W_ih and b_ih with their slots in the native ops' weight list."""
+    weights = [weight] + ([bias] if bias is not None else [])
+    return weights, [native.SLOT_NAMES.index(name) for name in ("weight_ih", "bias_ih")][:len(weights)]
 
 
 class _FusedMinRNNInput(torch.autograd.Function):
@@ -140,19 +147,21 @@ class _FusedMinRNNInput(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, cell: str, x: Tensor, weight: Tensor, bias: Optional[Tensor], h0: Tensor) -> Tensor:
-        h = getattr(torch.ops.gatedrnn, f"{cell}_forward_input")(x, weight, bias, h0)  # (T, B, H)
+        weights, slots = _input_weights(weight, bias)
+        h, _, _ = getattr(torch.ops.gatedrnn, f"{cell}_forward")(x, [h0], weights, slots, None, [], False)
         ctx.cell, ctx.has_bias = cell, bias is not None
-        ctx.save_for_backward(x, weight, *([bias] if bias is not None else []), h, h0)
-        return h
+        ctx.save_for_backward(x, *weights, h, h0)
+        return h  # (T, B, H)
 
     @staticmethod
     def backward(ctx, grad_h: Tensor):
         x, weight, *rest = ctx.saved_tensors
         bias = rest.pop(0) if ctx.has_bias else None
         h, h0 = rest
-        grad_x, grad_weight, grad_bias, grad_h0 = getattr(torch.ops.gatedrnn, f"{ctx.cell}_backward_input")(
-            grad_h, x, weight, bias, h, h0)
-        return None, grad_x, grad_weight, grad_bias, grad_h0
+        weights, slots = _input_weights(weight, bias)
+        grad_x, (grad_h0,), (grad_weight, *grad_bias) = getattr(torch.ops.gatedrnn, f"{ctx.cell}_backward")(
+            grad_h, [torch.zeros_like(h0)], x, [h0], weights, slots, None, [], h, [])
+        return None, grad_x, grad_weight, (grad_bias[0] if grad_bias else None), grad_h0
 
 
 #: Inputs up to this many features take the fused kernels' own input projection: the
@@ -414,7 +423,7 @@ class MinRNNBase(nn.Module):
         weight = getattr(self, "weight_ih" + suffix)
         bias = getattr(self, "bias_ih" + suffix) if self.bias else None
         if pad is None and x.shape[-1] <= FUSED_INPUT_MAX and self.resolved_mode(x) == "fused":
-            native.load()
+            native.load(self.kernel)
             h = _FusedMinRNNInput.apply(self.kernel, x if direction == 0 else x.flip(0), weight, bias, h0)
             return (h if direction == 0 else h.flip(0)), h[-1]  # (T, B, H), (B, H)
         xw = F.linear(x, weight, bias)  # (T, B, G*H)
@@ -422,7 +431,7 @@ class MinRNNBase(nn.Module):
             xw = reverse_within_lengths(xw, lengths)
         mode = self.resolved_mode(xw)
         if mode == "fused":
-            native.load()  # raises, with the reason, where the kernels cannot be built
+            native.load(self.kernel)  # raises, with the reason, where the kernels cannot be built
             if pad is not None:  # gates that keep the state exactly: frozen past each length
                 xw = torch.cat([block if value is None else block.masked_fill(pad, value)
                                 for block, value in zip(xw.chunk(len(self.gates), -1), self.frozen_gates)], -1)

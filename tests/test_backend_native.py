@@ -10,10 +10,12 @@ from torch import nn
 import gatedrnn as gr
 from gatedrnn import backends
 from gatedrnn.backends import native
+from gatedrnn.backends.native import build
 
 @pytest.mark.usefixtures("native_backend")
 def test_ops_are_registered_torch_ops():
     for cell in ("rnn", "janet"):
+        native.load(cell)
         assert isinstance(getattr(torch.ops.gatedrnn, f"{cell}_forward"), torch._ops.OpOverloadPacket)
 
 
@@ -50,21 +52,19 @@ def test_inference_path_saves_nothing_and_matches_training_path():
 
 
 @pytest.fixture
-def failed_build(monkeypatch):
-    """The native backend as on a machine whose compiler fails."""
-    def broken_compile():
-        raise RuntimeError("Error building extension 'gatedrnn_native': c++: not found")
-
+def no_compiler(monkeypatch):
+    """The native backend as on a machine without a C++ compiler and without kernels built."""
     monkeypatch.delenv("GATEDRNN_NATIVE", raising=False)
-    monkeypatch.setattr(native, "_compile", broken_compile)
-    monkeypatch.setattr(native, "_state", {"loaded": None, "error": None, "cells": ()})
+    monkeypatch.setattr(build, "compiler", lambda: None)
+    monkeypatch.setattr(build, "cached", lambda cell: None)
+    monkeypatch.setattr(native, "_state", {"reason": None, "cells": {}, "warned": set()})
     monkeypatch.setattr(backends, "_warned", set())
 
 
-def test_failed_build_falls_back_with_one_warning(failed_build):
+def test_no_compiler_falls_back_with_one_warning(no_compiler):
     layer = gr.JANET(3, 5)  # backend="auto"
     x = torch.randn(4, 2, 3)
-    with pytest.warns(RuntimeWarning, match=r"the native backend is unavailable \(RuntimeError: .*c\+\+: not found\); using a slower one"):
+    with pytest.warns(RuntimeWarning, match=r"the native backend is unavailable \(no C\+\+ compiler found .*\); using a slower one"):
         expected = layer(x)[0]
     assert "native" not in backends.available()
     with warnings.catch_warnings():
@@ -75,13 +75,30 @@ def test_failed_build_falls_back_with_one_warning(failed_build):
     torch.testing.assert_close(reference(x)[0], expected)
 
 
-def test_naming_an_unavailable_native_backend_is_an_error(failed_build):
+def test_naming_an_unavailable_native_backend_is_an_error(no_compiler):
     layer = gr.JANET(3, 5, backend="native")
-    with pytest.raises(ValueError, match=r"backend 'native' is not available here \(RuntimeError: .*\); available backends: auto, torch, fused, reference"):
+    with pytest.raises(ValueError, match=r"backend 'native' is not available here \(no C\+\+ compiler found .*\); available backends: auto, torch, fused, reference"):
         layer(torch.randn(4, 2, 3))
 
 
-def test_environment_variable_turns_native_off(failed_build, monkeypatch):
+def test_a_kernel_that_fails_to_build_falls_back_with_one_warning(monkeypatch):
+    """A compiler that fails on one cell: that cell runs on the next backend, with the reason."""
+    def failing(cell, **kwargs):
+        raise build.BuildError(f"compiling the {cell} kernel failed: c++: internal compiler error")
+
+    monkeypatch.setattr(build, "library", failing)
+    monkeypatch.setattr(native, "_state", {"reason": "", "cells": {}, "warned": set()})
+    layer = gr.MGU(3, 5)
+    x = torch.randn(4, 2, 3)
+    with pytest.warns(RuntimeWarning, match=r"the native mgu kernel could not be built: BuildError: .*internal compiler error; using a slower backend"):
+        out = layer(x)[0]
+    assert backends.resolve("auto", layer, x) == "fused"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        torch.testing.assert_close(layer(x)[0], out)
+
+
+def test_environment_variable_turns_native_off(no_compiler, monkeypatch):
     monkeypatch.setenv("GATEDRNN_NATIVE", "0")
     assert not native.is_available()
     assert "GATEDRNN_NATIVE=0" in native.unavailable_reason()

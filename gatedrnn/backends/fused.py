@@ -60,8 +60,8 @@ from typing import Dict, List, Mapping, Optional, Tuple
 
 import torch
 from torch import Tensor
-from torch.autograd.function import once_differentiable
 
+from . import reference
 from ..cells import CellSpec, GRUSpec, IndRNNSpec, JANETSpec, LayerNormLSTMSpec, LSTMSpec, MGUSpec, RNNSpec, State
 
 #: The recurrent weights, in the order the autograd Function takes them.
@@ -161,6 +161,12 @@ class _Kernel:
             out.copy_(xw)
         else:
             torch.add(xw, self.b, out=out)
+
+    def _prefilled(self, xw_t: Tensor, out: Tensor) -> Tensor:
+        """``out`` holding ``xw_t + b_hh``: filled here unless the driver did (``xw_t is out``)."""
+        if xw_t is not out:
+            self.prefill(xw_t, out)
+        return out
 
     def _project(self, xw_t: Tensor, h: Tensor, out: Tensor) -> Tensor:
         """``out = xw_t + b_hh + h W_hh^T``: the step's one GEMM, (B, G*H).
@@ -336,7 +342,27 @@ class _GRUResetAfter(_Kernel):
         return grads[1]
 
 
-class _GRUResetBefore(_Kernel):
+class _GatedCandidate(_Kernel):
+    """A cell whose candidate (the last H gate rows) reads ``q = g * h``, g the first gate
+    block (the GRU with the reset gate first: r; the MGU: f): a second GEMM per step."""
+
+    def weight_grads(self, needs, grads, h_prev, cs, saved) -> Dict[str, Tensor]:
+        """Rows of W_hh but the candidate's against h, the candidate's against q."""
+        H, (dgates,), (gates,) = self.H, grads, saved
+        split = dgates.shape[-1] - H
+        out = {}
+        if needs["weight_hh"]:
+            q = torch.empty_like(gates[..., :H])  # g * h for all steps, (T, B, H)
+            for steps, h in h_prev:
+                torch.mul(gates[steps, :, :H], h, out=q[steps])
+            out["weight_hh"] = torch.cat([_gemm_tn(dgates[..., :split], h_prev),
+                                          _gemm_tn(dgates[..., split:], [(slice(None), q)])])
+        if needs["bias_hh"]:
+            out["bias_hh"] = _rows_sum(dgates)
+        return out
+
+
+class _GRUResetBefore(_GatedCandidate):
     """GRU, ``n = tanh(x_n + W_hn (r * h) + b_hn)`` (TF1, Keras reset_after=False, ONNX).
 
     A second GEMM per step, on ``r * h``. Saves r, z, n (3H) per step, and h_t.
@@ -351,9 +377,7 @@ class _GRUResetBefore(_Kernel):
         self.grad_widths = (3 * H,)
 
     def step(self, xw_t, prev, new, saved) -> None:
-        H, (h,), (gates,) = self.H, prev, saved
-        if xw_t is not gates:  # not prefilled by the driver
-            self.prefill(xw_t, gates)
+        H, (h,), gates = self.H, prev, self._prefilled(xw_t, saved[0])
         gates[:, :2 * H].addmm_(h, self.WT[:, :2 * H]).sigmoid_()  # r, z
         r, z, n = gates.chunk(3, 1)
         n.addmm_(r * h, self.WT[:, 2 * H:]).tanh_()  # the second GEMM, on r * h
@@ -370,18 +394,6 @@ class _GRUResetBefore(_Kernel):
         _dsigmoid(dq * h, r, out=d_r)
         return (torch.addmm(dh * z + dq * r, dgates[:, :2 * H], self.W_rz),)
 
-    def weight_grads(self, needs, grads, h_prev, cs, saved) -> Dict[str, Tensor]:
-        H, (dgates,), (gates,) = self.H, grads, saved
-        out = {}
-        if needs["weight_hh"]:
-            q = torch.empty_like(gates[..., :H])  # r * h for all steps, (T, B, H)
-            for steps, h in h_prev:
-                torch.mul(gates[steps, :, :H], h, out=q[steps])
-            out["weight_hh"] = torch.cat([_gemm_tn(dgates[..., :2 * H], h_prev),
-                                          _gemm_tn(dgates[..., 2 * H:], [(slice(None), q)])])
-        if needs["bias_hh"]:
-            out["bias_hh"] = _rows_sum(dgates)
-        return out
 
 
 class _JANET(_Kernel):
@@ -419,7 +431,7 @@ class _JANET(_Kernel):
         return (torch.addmm(dc * f, dgates, self.W),)
 
 
-class _MGU(_Kernel):
+class _MGU(_GatedCandidate):
     """Minimal gated unit, ``h' = h + f (tanh(x_h + W_hh (f h) + b_hh) - h)``.
 
     A second GEMM per step, on ``f * h`` (as the GRU with the reset gate first). Saves
@@ -435,9 +447,7 @@ class _MGU(_Kernel):
         self.grad_widths = (2 * H,)
 
     def step(self, xw_t, prev, new, saved) -> None:
-        H, (h,), (gates,) = self.H, prev, saved
-        if xw_t is not gates:  # not prefilled by the driver
-            self.prefill(xw_t, gates)
+        H, (h,), gates = self.H, prev, self._prefilled(xw_t, saved[0])
         f, n = gates.chunk(2, 1)
         f.addmm_(h, self.WT[:, :H]).sigmoid_()
         n.addmm_(f * h, self.WT[:, H:]).tanh_()  # the second GEMM, on f * h
@@ -452,18 +462,6 @@ class _MGU(_Kernel):
         _dsigmoid(torch.addcmul(dq * h, dh, n - h), f, out=d_f)
         return (torch.addmm(_one_minus_times(dh, f).addcmul_(dq, f), d_f, self.W_f),)
 
-    def weight_grads(self, needs, grads, h_prev, cs, saved) -> Dict[str, Tensor]:
-        H, (dgates,), (gates,) = self.H, grads, saved
-        out = {}
-        if needs["weight_hh"]:
-            q = torch.empty_like(gates[..., :H])  # f * h for all steps, (T, B, H)
-            for steps, h in h_prev:
-                torch.mul(gates[steps, :, :H], h, out=q[steps])
-            out["weight_hh"] = torch.cat([_gemm_tn(dgates[..., :H], h_prev),
-                                          _gemm_tn(dgates[..., H:], [(slice(None), q)])])
-        if needs["bias_hh"]:
-            out["bias_hh"] = _rows_sum(dgates)
-        return out
 
 
 class _IndRNN(_Kernel):
@@ -665,7 +663,13 @@ def _forward(kernel: _Kernel, xw: Tensor, state0: State, lengths: Optional[Tenso
 
 
 class _FusedRecurrence(torch.autograd.Function):
-    """One run of the recurrence; inputs: spec, lengths, xw, h0, c0, then WEIGHT_NAMES."""
+    """One run of the recurrence; inputs: spec, lengths, xw, h0, c0, then WEIGHT_NAMES.
+
+    The hand-written backward is not itself differentiable: when autograd asks for a
+    differentiable gradient (``create_graph=True``: double backward, gradient penalties),
+    the gradients are recomputed through the reference loop
+    (:func:`~gatedrnn.backends.reference.recompute_grads`), exact to every order.
+    """
 
     @staticmethod
     def forward(ctx, spec, lengths, xw, h0, c0, *weights):
@@ -674,53 +678,70 @@ class _FusedRecurrence(torch.autograd.Function):
         outputs, final, hseq, cs, saved = _forward(_kernel(spec, w), xw, state0, lengths, True)
         ctx.spec = spec
         ctx.num_saved = len(saved)
-        ctx.save_for_backward(lengths, h0, hseq, cs, *saved, *weights)
+        ctx.save_for_backward(lengths, xw, h0, c0, hseq, cs, *saved, *weights)
         return (outputs,) + final
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, doutputs, *dfinal):
-        lengths, h0, hseq, cs, *rest = ctx.saved_tensors
+        lengths, xw, h0, c0, hseq, cs, *rest = ctx.saved_tensors
         saved, weights = tuple(rest[:ctx.num_saved]), rest[ctx.num_saved:]
         w = dict(zip(WEIGHT_NAMES, weights))
-        kernel = _kernel(ctx.spec, w)
-        needs = dict(zip(WEIGHT_NAMES, ctx.needs_input_grad[5:]))
-        steps = doutputs.shape[0]
-        masked = lengths is not None
-        seqs = _state_views(h0, hseq, cs, steps, masked)
+        if torch.is_grad_enabled():  # create_graph=True
+            state0 = (h0,) if c0 is None else (h0, c0)
+            present = {name: value for name, value in w.items() if value is not None}
+            grad_xw, grad_state, grads = reference.recompute_grads(
+                ctx.spec, xw, state0, present, lengths, doutputs, dfinal)
+            return (None, None, grad_xw, *grad_state, *([None] if c0 is None else []),
+                    *(grads.get(name) for name in WEIGHT_NAMES))
+        return _backward(ctx, doutputs, dfinal, lengths, h0, hseq, cs, saved, w)
 
-        grads = tuple(doutputs.new_empty(steps, doutputs.shape[1], width)
-                      for width in kernel.grad_widths)
-        grad_views = [buf.unbind(0) for buf in grads]
-        saved_views = [buf.unbind(0) for buf in saved]
-        dout_views = doutputs.unbind(0)
+    @staticmethod
+    def jvp(ctx, *tangents):
+        raise NotImplementedError(
+            "gatedrnn's fused backend has no forward-mode AD (torch.func.jvp, torch.autograd.forward_ad); "
+            "run the layer with backend='reference' for forward-mode derivatives")
+
+
+def _backward(ctx, doutputs, dfinal, lengths, h0, hseq, cs, saved, w):
+    """The hand-written backward of :class:`_FusedRecurrence` (its inputs' gradients)."""
+    kernel = _kernel(ctx.spec, w)
+    needs = dict(zip(WEIGHT_NAMES, ctx.needs_input_grad[5:]))
+    steps = doutputs.shape[0]
+    masked = lengths is not None
+    seqs = _state_views(h0, hseq, cs, steps, masked)
+
+    grads = tuple(doutputs.new_empty(steps, doutputs.shape[1], width)
+                  for width in kernel.grad_widths)
+    grad_views = [buf.unbind(0) for buf in grads]
+    saved_views = [buf.unbind(0) for buf in saved]
+    dout_views = doutputs.unbind(0)
+    if masked:
+        mask = _valid_mask(lengths, steps)
+        valid, invalid = mask.unbind(0), (~mask).unbind(0)
+    carry = dfinal  # gradient of the state after step t
+    for t in range(steps - 1, -1, -1):
+        dnew = (carry[0] + dout_views[t],) + tuple(carry[1:])
+        grads_t = tuple(views[t] for views in grad_views)
+        dprev = kernel.backward_step(
+            dnew, tuple(seq[t] for seq in seqs), tuple(seq[t + 1] for seq in seqs),
+            tuple(views[t] for views in saved_views), grads_t)
+        if masked:  # a frozen step: no gate gradients, the state's passes through
+            for g in grads_t:
+                g.masked_fill_(invalid[t], 0)
+            dprev = tuple(torch.where(valid[t], d, c) for d, c in zip(dprev, carry))
+        carry = dprev
+
+    weight_grads: Dict[str, Tensor] = {}
+    if any(needs[name] and w[name] is not None for name in WEIGHT_NAMES):
         if masked:
-            mask = _valid_mask(lengths, steps)
-            valid, invalid = mask.unbind(0), (~mask).unbind(0)
-        carry = dfinal  # gradient of the state after step t
-        for t in range(steps - 1, -1, -1):
-            dnew = (carry[0] + dout_views[t],) + tuple(carry[1:])
-            grads_t = tuple(views[t] for views in grad_views)
-            dprev = kernel.backward_step(
-                dnew, tuple(seq[t] for seq in seqs), tuple(seq[t + 1] for seq in seqs),
-                tuple(views[t] for views in saved_views), grads_t)
-            if masked:  # a frozen step: no gate gradients, the state's passes through
-                for g in grads_t:
-                    g.masked_fill_(invalid[t], 0)
-                dprev = tuple(torch.where(valid[t], d, c) for d, c in zip(dprev, carry))
-            carry = dprev
-
-        weight_grads: Dict[str, Tensor] = {}
-        if any(needs[name] and w[name] is not None for name in WEIGHT_NAMES):
-            if masked:
-                h_prev = [(slice(None), hseq[:-1])]
-            else:  # h0, then the outputs but the last
-                h_prev = [(slice(0, 1), h0.unsqueeze(0)), (slice(1, None), hseq[:-1])][:steps]
-            weight_grads = kernel.weight_grads(needs, grads, h_prev, cs, saved)
-        need_xw, need_h0, need_c0 = ctx.needs_input_grad[2:5]
-        return (None, None, grads[0] if need_xw else None, carry[0] if need_h0 else None,
-                carry[1] if need_c0 else None,
-                *(weight_grads.get(name) for name in WEIGHT_NAMES))
+            h_prev = [(slice(None), hseq[:-1])]
+        else:  # h0, then the outputs but the last
+            h_prev = [(slice(0, 1), h0.unsqueeze(0)), (slice(1, None), hseq[:-1])][:steps]
+        weight_grads = kernel.weight_grads(needs, grads, h_prev, cs, saved)
+    need_xw, need_h0, need_c0 = ctx.needs_input_grad[2:5]
+    return (None, None, grads[0] if need_xw else None, carry[0] if need_h0 else None,
+            carry[1] if need_c0 else None,
+            *(weight_grads.get(name) for name in WEIGHT_NAMES))
 
 
 def is_available() -> bool:
@@ -734,13 +755,8 @@ def supports(spec: CellSpec, xw: Tensor) -> bool:
     return spec.name in _KERNELS and xw.is_floating_point()
 
 
-def run(
-    spec: CellSpec,
-    xw: Tensor,
-    state: State,
-    weights: Mapping[str, Tensor],
-    lengths: Optional[Tensor] = None,
-) -> Tuple[Tensor, State]:
+def run(spec: CellSpec, xw: Tensor, state: State, weights: Mapping[str, Tensor],
+        lengths: Optional[Tensor] = None) -> Tuple[Tensor, State]:
     """Run the recurrence forward in time: arguments, shapes and result as
     :func:`gatedrnn.backends.reference.run`."""
     unknown = set(weights) - set(WEIGHT_NAMES)

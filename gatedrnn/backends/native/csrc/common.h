@@ -1,20 +1,33 @@
-// Shared pieces of the native kernels: BLAS calls, vectorised loops, batch partition.
+// Shared pieces of the native kernels: the op boilerplate (schema, argument unpacking,
+// dtype dispatch, registration) written once, BLAS calls, vectorised loops, batch partition.
 //
 // Every kernel runs the time loop of one layer and direction. Sequences in a batch
 // are independent, so the batch is split across threads once for the whole sequence
 // (at::parallel_for over rows): each thread runs its rows through all T steps with a
 // single-threaded GEMM per step and no synchronisation between steps.
+//
+// A cell's file holds only its loops, as a struct registered with GATEDRNN_REGISTER_CELL
+// (see "The ops" below); each cell is compiled on its own (gatedrnn/backends/native/build.py).
 #pragma once
 
-#include <torch/extension.h>
+// Only what the kernels use: the Tensor class with its methods, the per-operator headers of
+// the few functions they call, threads, vectors and op registration; not torch/extension.h,
+// which adds pybind11 and torch's C++ frontend (425k preprocessed lines against 250k).
+#define TORCH_ASSERT_ONLY_METHOD_OPERATORS
+#include <ATen/core/Tensor.h>
 #include <ATen/Parallel.h>
 #include <ATen/cpu/vec/vec.h>
+#include <ATen/ops/cat.h>
+#include <ATen/ops/empty.h>
+#include <ATen/ops/empty_like.h>
+#include <torch/library.h>
 
 #include <array>
 #include <cmath>
 #include <limits>
 #include <numeric>
 #include <optional>
+#include <string>
 #include <tuple>
 #include <vector>
 
@@ -32,12 +45,13 @@ namespace gatedrnn {
 
 using at::Tensor;
 
-// The recurrent weights by slot (gatedrnn/parameters.py, RECURRENT_NAMES): weight_hh, bias_hh,
-// weight_hr, weight_ci, weight_cf, weight_co, layernorm_hh_weight, layernorm_c_weight,
-// layernorm_c_bias.
+// The weights by slot (gatedrnn/backends/native/__init__.py, SLOT_NAMES): the recurrent ones
+// (gatedrnn/parameters.py, RECURRENT_NAMES) weight_hh, bias_hh, weight_hr, weight_ci,
+// weight_cf, weight_co, layernorm_hh_weight, layernorm_c_weight, layernorm_c_bias; then the
+// input projection weight_ih, bias_ih, for the kernels that form W_ih x + b_ih themselves.
 enum Slot {
   kWeightHH = 0, kBiasHH, kWeightHR, kWeightCI, kWeightCF, kWeightCO,
-  kLayerNormHH, kLayerNormCW, kLayerNormCB, kNumSlots
+  kLayerNormHH, kLayerNormCW, kLayerNormCB, kWeightIH, kBiasIH, kNumSlots
 };
 
 struct Weights {
@@ -51,13 +65,6 @@ struct Weights {
   template <typename T>
   const T* ptr(Slot s) const { return has(s) ? by_slot[s]->template data_ptr<T>() : nullptr; }
 };
-
-// Gradients of the weights in the order the op received them.
-inline std::vector<Tensor> in_slot_order(const std::array<Tensor, kNumSlots>& grads, at::IntArrayRef slots) {
-  std::vector<Tensor> ordered;
-  for (int64_t slot : slots) ordered.push_back(grads.at(slot));
-  return ordered;
-}
 
 inline void blas_gemm(const char* ta, const char* tb, int m, int n, int k, float alpha, const float* a,
                       int lda, const float* b, int ldb, float beta, float* c, int ldc) {
@@ -187,12 +194,19 @@ struct Lengths {
   explicit Lengths(const std::optional<Tensor>& lengths)
       : data(lengths.has_value() ? lengths->data_ptr<int64_t>() : nullptr) {}
   bool valid(int64_t t, int64_t b) const { return data == nullptr || t < data[b]; }
+  // The number of valid steps of sequence b out of `steps`.
+  int64_t count(int64_t b, int64_t steps) const { return data == nullptr ? steps : std::min(data[b], steps); }
+  // Calls body(b) for the rows b in [b0, b1) that step t reaches and zeroes the `width`
+  // values of each other row in `rows` (row b at rows + (b - b0) * width): past its length
+  // a sequence's outputs and gradients are zero and its state is left as it was.
+  template <typename T, typename F>
+  void for_valid_rows(int64_t t, int64_t b0, int64_t b1, T* rows, int64_t width, F&& body) const {
+    for (int64_t b = b0; b < b1; ++b) {
+      if (valid(t, b)) body(b);
+      else std::fill(rows + (b - b0) * width, rows + (b - b0 + 1) * width, T(0));
+    }
+  }
 };
-
-inline std::optional<Tensor> contiguous_lengths(const std::optional<Tensor>& lengths) {
-  if (!lengths.has_value()) return std::nullopt;
-  return lengths->to(at::kLong).contiguous();
-}
 
 // h_{t-1} for every step: h0 at t = 0, else output[t-1] (the state of every valid step).
 template <typename T>
@@ -213,4 +227,170 @@ inline std::pair<Tensor, Tensor> recurrent_weight_grads(const Tensor& d_pre, con
   return {grad_w, d_pre.sum({0, 1})};
 }
 
+// a + x (+ bias, where it is not null) at the units offset ... offset + n: a recurrent
+// product, the input projection and the bias, summed in that order.
+template <typename T>
+inline Vec<T> preactivation(const T* a, const T* x, const T* bias, int64_t offset, int64_t n) {
+  const Vec<T> sum = vload(a + offset, n) + vload(x + offset, n);
+  return bias ? sum + vload(bias + offset, n) : sum;
+}
+
+// act(a) for the RNN and IndRNN: relu or tanh.
+template <typename T>
+inline Vec<T> activation(const Vec<T>& a, bool relu) {
+  return relu ? at::vec::clamp_min(a, Vec<T>(T(0))) : vtanh(a);
+}
+
+// h' = act(a + bias) (bias: null or the bias of units j...) into h and out at unit j.
+template <typename T>
+inline void store_activation(Vec<T> a, const T* bias, int64_t j, int64_t n, bool relu, T* out, T* h) {
+  if (bias) a = a + vload(bias + j, n);
+  const Vec<T> h_new = activation(a, relu);
+  vstore(h_new, out + j, n);
+  vstore(h_new, h + j, n);
+}
+
+// act'(a) from h' = act(a): relu passes where a > 0, i.e. where h' > 0; tanh' = 1 - h'^2.
+template <typename T>
+inline Vec<T> activation_slope(const Vec<T>& h_new, bool relu) {
+  const Vec<T> zero(T(0)), one(T(1));
+  return relu ? Vec<T>::blendv(zero, one, h_new > zero) : one - h_new * h_new;
+}
+
+// ---- The ops ---------------------------------------------------------------------------
+//
+// Every cell defines two ops with one schema, <cell>_forward and <cell>_backward (see
+// define_ops and gatedrnn/backends/native/__init__.py). A cell is a struct with
+//   static constexpr const char* kName;        the ops' prefix, e.g. "janet"
+//   static std::vector<Tensor> saved(const ForwardArgs&);
+//                                              what forward keeps for backward (when saving)
+//   template <typename T> static void forward(const ForwardArgs&, ForwardResult&);
+//   template <typename T> static void backward(const BackwardArgs&, BackwardResult&);
+// registered with GATEDRNN_REGISTER_CELL(Cell). forward and backward fill the result's
+// tensors, allocated here; T is float or double.
+
+// The forward op's arguments as the kernels read them: contiguous, weights by slot.
+struct ForwardArgs {
+  Tensor xw;                     // (T, B, G*H); x (T, B, I) for a kernel given weight_ih
+  std::vector<Tensor> state;     // the initial state: h (B, P) first, then c (B, H)
+  Weights weights;
+  std::optional<Tensor> lengths_tensor;
+  Lengths lengths;
+  at::ArrayRef<double> options;  // the cell's constants (CellSpec.kernel_options)
+  int64_t steps, batch;
+  ForwardArgs(const Tensor& xw_in, at::TensorList state_in, at::TensorList weight_list, at::IntArrayRef slots,
+              const std::optional<Tensor>& lengths_in, at::ArrayRef<double> options_in)
+      : xw(xw_in.contiguous()), weights(weight_list, slots),
+        lengths_tensor(lengths_in.has_value() ? std::optional<Tensor>(lengths_in->to(at::kLong).contiguous())
+                                              : std::nullopt),
+        lengths(lengths_tensor), options(options_in), steps(xw.size(0)), batch(xw.size(1)) {
+    TORCH_CHECK(xw.dim() == 3 && !state_in.empty(), "gatedrnn: xw must be (T, B, features) and state non-empty");
+    for (const Tensor& s : state_in) {
+      TORCH_CHECK(s.dim() == 2 && s.size(0) == batch && s.scalar_type() == xw.scalar_type(),
+                  "gatedrnn: every state tensor must be (B, features) with B = ", batch, " and xw's dtype");
+      state.push_back(s.contiguous());
+    }
+  }
+};
+
+// The forward op's results: the output (T, B, P) and the final state, a copy of the initial
+// state that the kernel updates in place; `saved` holds Cell::saved(args) when saving.
+struct ForwardResult {
+  Tensor output;
+  std::vector<Tensor> state;
+  std::vector<Tensor> saved;
+  ForwardResult(const ForwardArgs& args, std::vector<Tensor> saved_buffers)
+      : output(at::empty({args.steps, args.batch, args.state[0].size(1)}, args.xw.options())),
+        saved(std::move(saved_buffers)) {
+    for (const Tensor& s : args.state) state.push_back(s.clone());
+    // The kernels skip the steps past each length: their saved rows would be whatever the
+    // memory held, and an op's outputs must be deterministic.
+    if (args.lengths_tensor.has_value()) for (Tensor& s : saved) s.zero_();
+  }
+  // Saved buffer k, or an undefined tensor when it is not saved.
+  Tensor saved_or_none(size_t k) const { return k < saved.size() ? saved[k] : Tensor(); }
+};
+
+// The backward op's arguments: forward's, contiguous, with the output's gradient
+// (T, B, P) and what forward returned (the output and the saved buffers).
+struct BackwardArgs : ForwardArgs {
+  Tensor grad_output, output;
+  std::vector<Tensor> saved;
+  BackwardArgs(const Tensor& grad_output_in, const Tensor& xw_in, at::TensorList state_in,
+               at::TensorList weight_list, at::IntArrayRef slots, const std::optional<Tensor>& lengths_in,
+               at::ArrayRef<double> options_in, const Tensor& output_in, at::TensorList saved_in)
+      : ForwardArgs(xw_in, state_in, weight_list, slots, lengths_in, options_in),
+        grad_output(grad_output_in.contiguous()), output(output_in.contiguous()) {
+    for (const Tensor& s : saved_in) saved.push_back(s.contiguous());
+  }
+  // Saved tensor k of forward's list; an error (not a crash) where forward saved nothing.
+  const Tensor& saved_tensor(size_t k) const {
+    TORCH_CHECK(k < saved.size(), "gatedrnn: the backward op needs the tensors its forward op saves "
+                "(forward with save=True); got ", saved.size(), " saved tensors");
+    return saved[k];
+  }
+};
+
+// The backward op's results: the gradient of xw (shape of xw), that of the state, a copy of
+// the final state's gradient that the kernel carries back in place to the initial state's,
+// and the weights' by slot (those the op received are returned, in its order).
+struct BackwardResult {
+  Tensor grad_xw;
+  std::vector<Tensor> grad_state;
+  std::array<Tensor, kNumSlots> grad_weights;
+  BackwardResult(const BackwardArgs& args, at::TensorList grad_state_in) : grad_xw(at::empty_like(args.xw)) {
+    for (const Tensor& g : grad_state_in) grad_state.push_back(g.contiguous().clone());
+  }
+};
+
+using OpResult = std::tuple<Tensor, std::vector<Tensor>, std::vector<Tensor>>;
+
+// Calls f(T()) with T the C++ type of `t`'s dtype, float or double.
+template <typename F>
+inline void dispatch_floating(const Tensor& t, const char* op, F&& f) {
+  switch (t.scalar_type()) {
+    case at::kFloat: return f(float());
+    case at::kDouble: return f(double());
+    default: TORCH_CHECK(false, "gatedrnn::", op, ": expected float32 or float64 tensors, got ", t.scalar_type());
+  }
+}
+
+template <typename Cell>
+OpResult forward_op(const Tensor& xw, at::TensorList state, at::TensorList weights, at::IntArrayRef slots,
+                    const std::optional<Tensor>& lengths, at::ArrayRef<double> options, bool save) {
+  const ForwardArgs args(xw, state, weights, slots, lengths, options);
+  ForwardResult result(args, save ? Cell::saved(args) : std::vector<Tensor>{});
+  dispatch_floating(args.xw, Cell::kName, [&](auto zero) { Cell::template forward<decltype(zero)>(args, result); });
+  return {result.output, result.state, result.saved};
+}
+
+template <typename Cell>
+OpResult backward_op(const Tensor& grad_output, at::TensorList grad_state, const Tensor& xw, at::TensorList state,
+                     at::TensorList weights, at::IntArrayRef slots, const std::optional<Tensor>& lengths,
+                     at::ArrayRef<double> options, const Tensor& output, at::TensorList saved) {
+  const BackwardArgs args(grad_output, xw, state, weights, slots, lengths, options, output, saved);
+  BackwardResult result(args, grad_state);
+  dispatch_floating(args.xw, Cell::kName, [&](auto zero) { Cell::template backward<decltype(zero)>(args, result); });
+  std::vector<Tensor> grad_weights;
+  for (int64_t slot : slots) grad_weights.push_back(result.grad_weights.at(slot));
+  return {result.grad_xw, result.grad_state, grad_weights};
+}
+
+// The schema of every cell's two ops.
+inline void define_ops(torch::Library& m, const std::string& cell) {
+  m.def((cell + "_forward(Tensor xw, Tensor[] state, Tensor[] weights, int[] slots, Tensor? lengths,"
+                " float[] options, bool save) -> (Tensor, Tensor[], Tensor[])").c_str());
+  m.def((cell + "_backward(Tensor grad_output, Tensor[] grad_state, Tensor xw, Tensor[] state,"
+                " Tensor[] weights, int[] slots, Tensor? lengths, float[] options, Tensor output,"
+                " Tensor[] saved) -> (Tensor, Tensor[], Tensor[])").c_str());
+}
+
 }  // namespace gatedrnn
+
+// Defines and implements (CPU) the ops of `Cell`; once per kernel file, at file scope.
+#define GATEDRNN_REGISTER_CELL(Cell)                                                               \
+  TORCH_LIBRARY_FRAGMENT(gatedrnn, m) { ::gatedrnn::define_ops(m, Cell::kName); }                  \
+  TORCH_LIBRARY_IMPL(gatedrnn, CPU, m) {                                                           \
+    m.impl((std::string(Cell::kName) + "_forward").c_str(), &::gatedrnn::forward_op<Cell>);        \
+    m.impl((std::string(Cell::kName) + "_backward").c_str(), &::gatedrnn::backward_op<Cell>);      \
+  }

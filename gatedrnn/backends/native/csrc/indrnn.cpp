@@ -20,131 +20,100 @@ inline void for_element_blocks(int64_t steps, int64_t elements, F&& body) {
   at::parallel_for(0, elements, (elements + threads - 1) / threads, body);
 }
 
-// Calls f(b, j0, j1) for the pieces of the flat (B, H) range [i0, i1) within each row b.
-template <typename F>
-inline void for_row_pieces(int64_t i0, int64_t i1, int64_t H, F&& f) {
+// Calls f(b, j0, j1) for the pieces [j0, j1) of the flat (B, H) range [i0, i1) within each
+// row b that step t reaches, and zeroes the pieces of the other rows in step_rows (B, H):
+// past its length a sequence's outputs and gradients are zero and its state is kept.
+template <typename T, typename F>
+inline void for_valid_row_pieces(const Lengths& lengths, int64_t t, int64_t i0, int64_t i1, int64_t H,
+                                 T* step_rows, F&& f) {
   for (int64_t b = i0 / H; b * H < i1; ++b) {
-    f(b, std::max<int64_t>(i0 - b * H, 0), std::min<int64_t>(i1 - b * H, H));
+    const int64_t j0 = std::max<int64_t>(i0 - b * H, 0), j1 = std::min<int64_t>(i1 - b * H, H);
+    if (lengths.valid(t, b)) f(b, j0, j1);
+    else std::fill(step_rows + b * H + j0, step_rows + b * H + j1, T(0));
   }
 }
 
-template <typename T>
-void indrnn_forward_kernel(const Tensor& xw, const Tensor& h_state, const Tensor& output, const Tensor& u_clamped,
-                           const Weights& weights, const Lengths& lengths, bool relu) {
-  const int64_t steps = xw.size(0), batch = xw.size(1), H = h_state.size(1);
-  const T* x_all = xw.data_ptr<T>();        // (T, B, H)
-  T* h = h_state.data_ptr<T>();             // (B, H)
-  T* out = output.data_ptr<T>();            // (T, B, H)
-  const T* u = u_clamped.data_ptr<T>();     // (H,)
-  const T* bias = weights.ptr<T>(kBiasHH);  // (H,) or null
-  for_element_blocks(steps, batch * H, [&](int64_t i0, int64_t i1) {
-    for (int64_t t = 0; t < steps; ++t) {
-      for_row_pieces(i0, i1, H, [&](int64_t b, int64_t j0, int64_t j1) {
-        T* ob = out + (t * batch + b) * H;
-        if (!lengths.valid(t, b)) {
-          std::fill(ob + j0, ob + j1, T(0));
-          return;
-        }
-        const T* x = x_all + (t * batch + b) * H;
-        T* hb = h + b * H;
-        vec_loop<T>(j1 - j0, [&](int64_t k, int64_t n) {
-          const int64_t j = j0 + k;
-          Vec<T> a = vload(x + j, n) + vload(u + j, n) * vload(hb + j, n);
-          if (bias) a = a + vload(bias + j, n);
-          const Vec<T> h_new = relu ? at::vec::clamp_min(a, Vec<T>(T(0))) : vtanh(a);
-          vstore(h_new, ob + j, n);
-          vstore(h_new, hb + j, n);
-        });
-      });
+struct IndRNN {
+  static constexpr const char* kName = "indrnn";
+
+  static std::vector<Tensor> saved(const ForwardArgs&) { return {}; }
+
+  // A run's constants: relu or tanh (options[0]), and u clamped to [-recurrent_max,
+  // recurrent_max] (options[1], +inf when unset), (H,).
+  struct Recurrence {
+    bool relu;
+    Tensor u;
+    explicit Recurrence(const ForwardArgs& args) : relu(args.options[0] != 0.0) {
+      const Tensor& weight = args.weights[kWeightHH];
+      TORCH_CHECK(weight.dim() == 1 && args.xw.size(2) == weight.size(0),
+                  "gatedrnn: indrnn expects weight_hh of shape (H,) and xw of size H in its last dimension");
+      u = weight.clamp(-args.options[1], args.options[1]);
     }
-  });
-}
+  };
 
-template <typename T>
-void indrnn_backward_kernel(const Tensor& grad_output, const Tensor& dh_state, const Tensor& d_pre,
-                            const Tensor& output, const Tensor& u_clamped, const Lengths& lengths, bool relu) {
-  const int64_t steps = output.size(0), batch = output.size(1), H = output.size(2);
-  const T* gout = grad_output.data_ptr<T>();  // (T, B, H)
-  T* dh = dh_state.data_ptr<T>();             // (B, H), dL/dh_t carried backwards
-  T* da_all = d_pre.data_ptr<T>();            // (T, B, H)
-  const T* out = output.data_ptr<T>();
-  const T* u = u_clamped.data_ptr<T>();       // (H,)
-  for_element_blocks(steps, batch * H, [&](int64_t i0, int64_t i1) {
-    for (int64_t t = steps - 1; t >= 0; --t) {
-      for_row_pieces(i0, i1, H, [&](int64_t b, int64_t j0, int64_t j1) {
-        T* da = da_all + (t * batch + b) * H;
-        if (!lengths.valid(t, b)) {  // frozen state: the gradient passes through unchanged
-          std::fill(da + j0, da + j1, T(0));
-          return;
-        }
-        const T* go = gout + (t * batch + b) * H;
-        const T* hb = out + (t * batch + b) * H;
-        T* dhb = dh + b * H;
-        vec_loop<T>(j1 - j0, [&](int64_t k, int64_t n) {
-          const int64_t j = j0 + k;
-          const Vec<T> dtotal = vload(dhb + j, n) + vload(go + j, n);
-          const Vec<T> h_new = vload(hb + j, n), zero(T(0)), one(T(1));
-          // act'(a): relu passes where a > 0, i.e. where h' > 0; tanh' = 1 - h'^2
-          const Vec<T> slope = relu ? Vec<T>::blendv(zero, one, h_new > zero) : one - h_new * h_new;
-          const Vec<T> dav = dtotal * slope;
-          vstore(dav, da + j, n);
-          vstore(dav * vload(u + j, n), dhb + j, n);
+  template <typename T>
+  static void forward(const ForwardArgs& args, ForwardResult& result) {
+    const int64_t steps = args.steps, batch = args.batch, H = result.output.size(2);
+    const Recurrence rec(args);
+    const T* x_all = args.xw.data_ptr<T>();        // (T, B, H)
+    T* h = result.state[0].data_ptr<T>();          // (B, H)
+    T* out = result.output.data_ptr<T>();          // (T, B, H)
+    const T* u = rec.u.data_ptr<T>();            // (H,)
+    const T* bias = args.weights.ptr<T>(kBiasHH);  // (H,) or null
+    for_element_blocks(steps, batch * H, [&](int64_t i0, int64_t i1) {
+      for (int64_t t = 0; t < steps; ++t) {
+        for_valid_row_pieces(args.lengths, t, i0, i1, H, out + t * batch * H, [&](int64_t b, int64_t j0, int64_t j1) {
+          const T* x = x_all + (t * batch + b) * H;
+          T* hb = h + b * H;
+          vec_loop<T>(j1 - j0, [&](int64_t k, int64_t n) {
+            const int64_t j = j0 + k;
+            store_activation(vload(x + j, n) + vload(u + j, n) * vload(hb + j, n), bias, j, n, rec.relu,
+                             out + (t * batch + b) * H, hb);
+          });
         });
-      });
-    }
-  });
-}
+      }
+    });
+  }
 
-std::tuple<Tensor, std::vector<Tensor>, std::vector<Tensor>> indrnn_forward(
-    const Tensor& xw_in, at::TensorList state, at::TensorList weight_list, at::IntArrayRef slots,
-    const std::optional<Tensor>& lengths, at::ArrayRef<double> options, bool save) {
-  const Weights weights(weight_list, slots);
-  const std::optional<Tensor> lens = contiguous_lengths(lengths);
-  const Tensor xw = xw_in.contiguous();
-  Tensor h = state[0].contiguous().clone();
-  TORCH_CHECK(weights[kWeightHH].dim() == 1 && xw.size(2) == h.size(1),
-              "gatedrnn: indrnn_forward expects weight_hh of shape (H,) and xw of size H in its last dimension");
-  const Tensor u_clamped = weights[kWeightHH].clamp(-options[1], options[1]);  // (H,)
-  Tensor output = at::empty_like(xw);
-  AT_DISPATCH_FLOATING_TYPES(xw.scalar_type(), "indrnn_forward", [&] {
-    indrnn_forward_kernel<scalar_t>(xw, h, output, u_clamped, weights, Lengths(lens), options[0] != 0.0);
-  });
-  return {output, {h}, {}};
-}
-
-std::tuple<Tensor, std::vector<Tensor>, std::vector<Tensor>> indrnn_backward(
-    const Tensor& grad_output, at::TensorList grad_state, at::TensorList state, at::TensorList weight_list,
-    at::IntArrayRef slots, const std::optional<Tensor>& lengths, at::ArrayRef<double> options,
-    const Tensor& output_in, at::TensorList saved) {
-  const Weights weights(weight_list, slots);
-  const std::optional<Tensor> lens = contiguous_lengths(lengths);
-  const Tensor h0 = state[0].contiguous();
-  const Tensor output = output_in.contiguous();
-  const Tensor& u = weights[kWeightHH];  // (H,)
-  const double recurrent_max = options[1];
-  const int64_t steps = output.size(0);
-  const Tensor u_clamped = u.clamp(-recurrent_max, recurrent_max);
-  Tensor dh = grad_state[0].contiguous().clone();
-  Tensor d_pre = at::empty_like(output);
-  AT_DISPATCH_FLOATING_TYPES(output.scalar_type(), "indrnn_backward", [&] {
-    indrnn_backward_kernel<scalar_t>(grad_output.contiguous(), dh, d_pre, output, u_clamped, Lengths(lens),
-                                     options[0] != 0.0);
-  });
-  // d u = sum over steps and rows of da_t * h_{t-1}; past a length da is zero.
-  Tensor grad_u = (d_pre[0] * h0).sum(0);  // (H,)
-  if (steps > 1) grad_u += (d_pre.narrow(0, 1, steps - 1) * output.narrow(0, 0, steps - 1)).sum({0, 1});
-  grad_u.masked_fill_(u.abs() > recurrent_max, 0);  // clamp passes the gradient inside the range only
-  std::array<Tensor, kNumSlots> grads;
-  grads[kWeightHH] = grad_u;
-  grads[kBiasHH] = d_pre.sum({0, 1});
-  return {d_pre, {dh}, in_slot_order(grads, slots)};
-}
+  template <typename T>
+  static void backward(const BackwardArgs& args, BackwardResult& result) {
+    const int64_t steps = args.steps, batch = args.batch, H = args.output.size(2);
+    const Recurrence rec(args);
+    const T* gout = args.grad_output.data_ptr<T>();  // (T, B, H)
+    T* dh = result.grad_state[0].data_ptr<T>();      // (B, H), dL/dh_t carried backwards
+    T* da_all = result.grad_xw.data_ptr<T>();        // (T, B, H)
+    const T* out = args.output.data_ptr<T>();
+    const T* u = rec.u.data_ptr<T>();              // (H,)
+    for_element_blocks(steps, batch * H, [&](int64_t i0, int64_t i1) {
+      for (int64_t t = steps - 1; t >= 0; --t) {
+        // frozen rows (past their length): the gradient passes through unchanged
+        for_valid_row_pieces(args.lengths, t, i0, i1, H, da_all + t * batch * H, [&](int64_t b, int64_t j0, int64_t j1) {
+          T* da = da_all + (t * batch + b) * H;
+          const T* go = gout + (t * batch + b) * H;
+          const T* hb = out + (t * batch + b) * H;
+          T* dhb = dh + b * H;
+          vec_loop<T>(j1 - j0, [&](int64_t k, int64_t n) {
+            const int64_t j = j0 + k;
+            const Vec<T> dav = (vload(dhb + j, n) + vload(go + j, n)) * activation_slope(vload(hb + j, n), rec.relu);
+            vstore(dav, da + j, n);
+            vstore(dav * vload(u + j, n), dhb + j, n);
+          });
+        });
+      }
+    });
+    // d u = sum over steps and rows of da_t * h_{t-1}; past a length da is zero.
+    const Tensor& d_pre = result.grad_xw;
+    const Tensor& h0 = args.state[0];
+    Tensor grad_u = d_pre[0].mul(h0).sum(0);  // (H,)
+    if (steps > 1) grad_u += d_pre.narrow(0, 1, steps - 1).mul(args.output.narrow(0, 0, steps - 1)).sum({0, 1});
+    // clamp passes the gradient inside the range only
+    grad_u.masked_fill_(args.weights[kWeightHH].abs().gt(args.options[1]), 0);
+    result.grad_weights[kWeightHH] = grad_u;
+    result.grad_weights[kBiasHH] = d_pre.sum({0, 1});
+  }
+};
 
 }  // namespace
-
-TORCH_LIBRARY_IMPL(gatedrnn, CPU, m) {
-  m.impl("indrnn_forward", &indrnn_forward);
-  m.impl("indrnn_backward", &indrnn_backward);
-}
-
 }  // namespace gatedrnn
+
+GATEDRNN_REGISTER_CELL(gatedrnn::IndRNN)

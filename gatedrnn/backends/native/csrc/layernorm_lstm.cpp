@@ -15,27 +15,24 @@
 namespace gatedrnn {
 namespace {
 
-// What forward saves for backward, in the order of the op's saved list; undefined
-// tensors when nothing is saved.
+// What forward saves for backward, in the order of the op's saved list (Saved::allocate),
+// or undefined tensors when nothing is saved.
 struct Saved {
   Tensor gates, normed, rstd, m, rstd_c, cells;
-  static constexpr size_t kCount = 6;
-  explicit Saved(at::TensorList saved)
-      : gates(saved[0].contiguous()), normed(saved[1].contiguous()), rstd(saved[2].contiguous()),
-        m(saved[3].contiguous()), rstd_c(saved[4].contiguous()), cells(saved[5].contiguous()) {}
-  Saved(const Tensor& xw, int64_t H, bool save) {
-    if (!save) return;
-    const int64_t steps = xw.size(0), batch = xw.size(1);
-    gates = at::empty_like(xw);                                  // (T, B, 4H)
-    normed = at::empty_like(xw);                                 // (T, B, 4H)
-    rstd = at::empty({steps, batch, 4}, xw.options());
-    m = at::empty({steps, batch, H}, xw.options());
-    rstd_c = at::empty({steps, batch, 1}, xw.options());
-    cells = at::empty({steps, batch, H}, xw.options());
+  explicit Saved(const std::vector<Tensor>& saved) {
+    if (saved.empty()) return;
+    TORCH_CHECK(saved.size() == 6, "gatedrnn: layernorm_lstm_backward expects 6 saved tensors");
+    gates = saved[0], normed = saved[1], rstd = saved[2], m = saved[3], rstd_c = saved[4], cells = saved[5];
   }
-  std::vector<Tensor> list() const {
-    if (!gates.defined()) return {};
-    return {gates, normed, rstd, m, rstd_c, cells};
+  static std::vector<Tensor> allocate(const ForwardArgs& args) {
+    const int64_t steps = args.steps, batch = args.batch, H = args.state[1].size(1);
+    const auto options = args.xw.options();
+    return {at::empty_like(args.xw),                    // gates (T, B, 4H)
+            at::empty_like(args.xw),                    // normed (T, B, 4H)
+            at::empty({steps, batch, 4}, options),      // rstd
+            at::empty({steps, batch, H}, options),      // m
+            at::empty({steps, batch, 1}, options),      // rstd_c
+            at::empty({steps, batch, H}, options)};     // cells
   }
 };
 
@@ -89,171 +86,6 @@ struct LayerNormWeights {
       : g_hh(weights.ptr<T>(kLayerNormHH)), g_c(weights.ptr<T>(kLayerNormCW)), b_c(weights.ptr<T>(kLayerNormCB)) {}
 };
 
-template <typename T>
-void layernorm_lstm_forward_kernel(const Tensor& xw, const Saved& saved, const Tensor& h_state,
-                                   const Tensor& c_state, const Tensor& output, const Weights& weights,
-                                   const Lengths& lengths, T forget_bias, T eps) {
-  const int64_t steps = xw.size(0), batch = xw.size(1), H = h_state.size(1);
-  const bool save = saved.gates.defined();
-  const T* x_all = xw.data_ptr<T>();                                // (T, B, 4H)
-  T* act_all = save ? saved.gates.data_ptr<T>() : nullptr;          // (T, B, 4H): i, f, g, o
-  T* n_all = save ? saved.normed.data_ptr<T>() : nullptr;           // (T, B, 4H)
-  T* rstd_all = save ? saved.rstd.data_ptr<T>() : nullptr;          // (T, B, 4)
-  T* m_all = save ? saved.m.data_ptr<T>() : nullptr;                // (T, B, H)
-  T* rstd_c_all = save ? saved.rstd_c.data_ptr<T>() : nullptr;      // (T, B, 1)
-  T* c_saved = save ? saved.cells.data_ptr<T>() : nullptr;          // (T, B, H)
-  T* h = h_state.data_ptr<T>();                                     // (B, H)
-  T* c = c_state.data_ptr<T>();                                     // (B, H)
-  T* out = output.data_ptr<T>();                                    // (T, B, H)
-  const T* w = weights.ptr<T>(kWeightHH);                           // (4H, H)
-  const T* bias = weights.ptr<T>(kBiasHH);                          // (4H,) or null
-  const LayerNormWeights<T> ln(weights);
-  const Vec<T> forget(forget_bias);
-  for_batch_blocks(batch, [&](int64_t b0, int64_t b1) {
-    const int64_t rows = b1 - b0;
-    // Without saving: the block's recurrent term, and one row's activations and LN(c').
-    std::vector<T> n_scratch(save ? 0 : rows * 4 * H);
-    std::vector<T> act_row(save ? 0 : 4 * H), m_row(save ? 0 : H);
-    for (int64_t t = 0; t < steps; ++t) {
-      // r = h W_hh^T, normalised in place row by row into n
-      T* n_block = save ? n_all + (t * batch + b0) * 4 * H : n_scratch.data();
-      gemm_a_wt<T>(rows, 4 * H, H, h + b0 * H, H, w, H, n_block, 4 * H, T(0));
-      for (int64_t b = b0; b < b1; ++b) {
-        const int64_t row = t * batch + b;
-        T* nr = n_block + (b - b0) * 4 * H;
-        T* act = save ? act_all + row * 4 * H : act_row.data();
-        T* mb = save ? m_all + row * H : m_row.data();
-        T* cb = c + b * H;
-        T* ob = out + row * H;
-        if (!lengths.valid(t, b)) {  // frozen state; saved values finite (backward multiplies them by 0)
-          if (save) {
-            std::fill(act, act + 4 * H, T(0));
-            std::fill(nr, nr + 4 * H, T(0));
-            std::fill(rstd_all + row * 4, rstd_all + (row + 1) * 4, T(0));
-            std::fill(mb, mb + H, T(0));
-            rstd_c_all[row] = T(0);
-            std::copy(cb, cb + H, c_saved + row * H);
-          }
-          std::fill(ob, ob + H, T(0));
-          continue;
-        }
-        for (int64_t k = 0; k < 4; ++k) {
-          const T rstd = normalise(nr + k * H, nr + k * H, H, eps);
-          if (save) rstd_all[row * 4 + k] = rstd;
-        }
-        const T* x = x_all + row * 4 * H;
-        const T* g_hh = ln.g_hh;
-        vec_loop<T>(H, [&](int64_t j, int64_t n) {
-          Vec<T> a_i = vload(x + j, n) + vload(g_hh + j, n) * vload(nr + j, n);
-          Vec<T> a_f = vload(x + H + j, n) + vload(g_hh + H + j, n) * vload(nr + H + j, n) + forget;
-          Vec<T> a_g = vload(x + 2 * H + j, n) + vload(g_hh + 2 * H + j, n) * vload(nr + 2 * H + j, n);
-          Vec<T> a_o = vload(x + 3 * H + j, n) + vload(g_hh + 3 * H + j, n) * vload(nr + 3 * H + j, n);
-          if (bias) {
-            a_i = a_i + vload(bias + j, n);
-            a_f = a_f + vload(bias + H + j, n);
-            a_g = a_g + vload(bias + 2 * H + j, n);
-            a_o = a_o + vload(bias + 3 * H + j, n);
-          }
-          const Vec<T> i = vsigmoid(a_i), f = vsigmoid(a_f), g = vtanh(a_g), o = vsigmoid(a_o);
-          const Vec<T> c_new = f * vload(cb + j, n) + i * g;
-          vstore(i, act + j, n);
-          vstore(f, act + H + j, n);
-          vstore(g, act + 2 * H + j, n);
-          vstore(o, act + 3 * H + j, n);
-          vstore(c_new, cb + j, n);
-          if (save) vstore(c_new, c_saved + row * H + j, n);
-        });
-        const T rstd_c = normalise(cb, mb, H, eps);
-        if (save) rstd_c_all[row] = rstd_c;
-        T* hb = h + b * H;
-        vec_loop<T>(H, [&](int64_t j, int64_t n) {
-          const Vec<T> y = vload(ln.g_c + j, n) * vload(mb + j, n) + vload(ln.b_c + j, n);
-          const Vec<T> h_new = vload(act + 3 * H + j, n) * vtanh(y);
-          vstore(h_new, hb + j, n);
-          vstore(h_new, ob + j, n);
-        });
-      }
-    }
-  });
-}
-
-// d_pre (T, B, 4H): the gradient of a, which is that of xw and of b_hh;
-// d_rec (T, B, 4H): that of r = h W_hh^T; d_y (T, B, H): that of y = g_c m + b_c.
-template <typename T>
-void layernorm_lstm_backward_kernel(const Tensor& grad_output, const Tensor& dh_state, const Tensor& dc_state,
-                                    const Tensor& d_pre, const Tensor& d_rec, const Tensor& d_y,
-                                    const Saved& saved, const Tensor& c0, const Weights& weights,
-                                    const Lengths& lengths) {
-  const int64_t steps = d_pre.size(0), batch = d_pre.size(1), H = c0.size(1);
-  const T* gout = grad_output.data_ptr<T>();       // (T, B, H)
-  T* dh = dh_state.data_ptr<T>();                  // (B, H), dL/dh_t carried backwards
-  T* dc = dc_state.data_ptr<T>();                  // (B, H), dL/dc_t carried backwards
-  T* da_all = d_pre.data_ptr<T>();                 // (T, B, 4H)
-  T* dr_all = d_rec.data_ptr<T>();                 // (T, B, 4H)
-  T* dy_all = d_y.data_ptr<T>();                   // (T, B, H)
-  const T* act_all = saved.gates.data_ptr<T>();    // (T, B, 4H): i, f, g, o
-  const T* n_all = saved.normed.data_ptr<T>();     // (T, B, 4H)
-  const T* rstd_all = saved.rstd.data_ptr<T>();    // (T, B, 4)
-  const T* m_all = saved.m.data_ptr<T>();          // (T, B, H)
-  const T* rstd_c_all = saved.rstd_c.data_ptr<T>();  // (T, B, 1)
-  const T* c_all = saved.cells.data_ptr<T>();      // (T, B, H)
-  const T* w = weights.ptr<T>(kWeightHH);          // (4H, H)
-  const LayerNormWeights<T> ln(weights);
-  for_batch_blocks(batch, [&](int64_t b0, int64_t b1) {
-    std::vector<T> dc_row(H);  // dL/dc' of one row, through LN(c') only
-    const Vec<T> one(T(1));
-    for (int64_t t = steps - 1; t >= 0; --t) {
-      const T* c_prev_all = previous_h(t, c0.data_ptr<T>(), c_all, batch * H);
-      for (int64_t b = b0; b < b1; ++b) {
-        const int64_t row = t * batch + b;
-        T* da = da_all + row * 4 * H;
-        T* dr = dr_all + row * 4 * H;
-        T* dy = dy_all + row * H;
-        if (!lengths.valid(t, b)) {  // frozen state: the gradient passes through unchanged
-          std::fill(da, da + 4 * H, T(0));
-          std::fill(dr, dr + 4 * H, T(0));
-          std::fill(dy, dy + H, T(0));
-          continue;
-        }
-        const T* act = act_all + row * 4 * H;
-        const T* mb = m_all + row * H;
-        const T* go = gout + row * H;
-        T* dhb = dh + b * H;  // dL/dh', consumed here (re-accumulated by the GEMM below)
-        T* dcm = dc_row.data();
-        vec_loop<T>(H, [&](int64_t j, int64_t n) {
-          const Vec<T> o = vload(act + 3 * H + j, n), g_c = vload(ln.g_c + j, n);
-          const Vec<T> tanh_y = vtanh(g_c * vload(mb + j, n) + vload(ln.b_c + j, n));  // recomputed
-          const Vec<T> dtotal = vload(dhb + j, n) + vload(go + j, n);
-          const Vec<T> dyv = dtotal * o * (one - tanh_y * tanh_y);
-          vstore(dtotal * tanh_y * o * (one - o), da + 3 * H + j, n);
-          vstore(dyv, dy + j, n);
-          vstore(dyv * g_c, dcm + j, n);  // dL/dm
-          vstore(Vec<T>(T(0)), dhb + j, n);
-        });
-        normalise_backward(dcm, mb, rstd_c_all[row], H);
-        const T* cp = c_prev_all + b * H;
-        T* dcb = dc + b * H;
-        vec_loop<T>(H, [&](int64_t j, int64_t n) {
-          const Vec<T> i = vload(act + j, n), f = vload(act + H + j, n), g = vload(act + 2 * H + j, n);
-          const Vec<T> dc_new = vload(dcm + j, n) + vload(dcb + j, n);
-          vstore(dc_new * g * i * (one - i), da + j, n);
-          vstore(dc_new * vload(cp + j, n) * f * (one - f), da + H + j, n);
-          vstore(dc_new * i * (one - g * g), da + 2 * H + j, n);
-          vstore(dc_new * f, dcb + j, n);
-        });
-        // dr_k: the gradient of n_k = da_k g_hh_k taken back through the block's LN
-        vec_loop<T>(4 * H, [&](int64_t j, int64_t n) {
-          vstore(vload(da + j, n) * vload(ln.g_hh + j, n), dr + j, n);
-        });
-        const T* nr = n_all + row * 4 * H;
-        for (int64_t k = 0; k < 4; ++k) normalise_backward(dr + k * H, nr + k * H, rstd_all[row * 4 + k], H);
-      }
-      // dh[b0:b1] += dr_t[b0:b1] @ W_hh (valid rows were zeroed above, frozen rows keep theirs)
-      gemm_a_w<T>(b1 - b0, H, 4 * H, dr_all + (t * batch + b0) * 4 * H, 4 * H, w, H, dh + b0 * H, H, T(1));
-    }
-  });
-}
-
 void check_weights(const Weights& weights) {
   TORCH_CHECK(weights.has(kWeightHH) && weights.has(kLayerNormHH) && weights.has(kLayerNormCW) &&
                   weights.has(kLayerNormCB),
@@ -261,66 +93,191 @@ void check_weights(const Weights& weights) {
               "and layernorm_c_bias");
 }
 
-std::tuple<Tensor, std::vector<Tensor>, std::vector<Tensor>> layernorm_lstm_forward(
-    const Tensor& xw_in, at::TensorList state, at::TensorList weight_list, at::IntArrayRef slots,
-    const std::optional<Tensor>& lengths, at::ArrayRef<double> options, bool save) {
-  const Weights weights(weight_list, slots);
-  check_weights(weights);
-  const std::optional<Tensor> lens = contiguous_lengths(lengths);
-  const Tensor xw = xw_in.contiguous();
-  Tensor h = state[0].contiguous().clone();  // (B, H)
-  Tensor c = state[1].contiguous().clone();  // (B, H)
-  TORCH_CHECK(xw.size(2) == 4 * c.size(1), "gatedrnn: layernorm_lstm_forward expects xw of size 4H in its last dimension");
-  const Saved saved(xw, c.size(1), save);
-  Tensor output = at::empty({xw.size(0), xw.size(1), h.size(1)}, xw.options());
-  AT_DISPATCH_FLOATING_TYPES(xw.scalar_type(), "layernorm_lstm_forward", [&] {
-    layernorm_lstm_forward_kernel<scalar_t>(xw, saved, h, c, output, weights, Lengths(lens),
-                                            (scalar_t)options[0], (scalar_t)options[1]);
-  });
-  return {output, {h, c}, saved.list()};
-}
+struct LayerNormLSTM {
+  static constexpr const char* kName = "layernorm_lstm";
 
-std::tuple<Tensor, std::vector<Tensor>, std::vector<Tensor>> layernorm_lstm_backward(
-    const Tensor& grad_output, at::TensorList grad_state, at::TensorList state, at::TensorList weight_list,
-    at::IntArrayRef slots, const std::optional<Tensor>& lengths, at::ArrayRef<double> options,
-    const Tensor& output_in, at::TensorList saved_list) {
-  const Weights weights(weight_list, slots);
-  check_weights(weights);
-  TORCH_CHECK(saved_list.size() == Saved::kCount, "gatedrnn: layernorm_lstm_backward expects 6 saved tensors");
-  const Saved saved(saved_list);
-  const std::optional<Tensor> lens = contiguous_lengths(lengths);
-  const Tensor h0 = state[0].contiguous(), c0 = state[1].contiguous();
-  const Tensor output = output_in.contiguous();
-  const int64_t steps = saved.gates.size(0), H = c0.size(1);
-  Tensor dh = grad_state[0].contiguous().clone();
-  Tensor dc = grad_state[1].contiguous().clone();
-  Tensor d_pre = at::empty_like(saved.gates);  // (T, B, 4H)
-  Tensor d_rec = at::empty_like(saved.gates);  // (T, B, 4H)
-  Tensor d_y = at::empty_like(saved.m);        // (T, B, H)
-  AT_DISPATCH_FLOATING_TYPES(d_pre.scalar_type(), "layernorm_lstm_backward", [&] {
-    layernorm_lstm_backward_kernel<scalar_t>(grad_output.contiguous(), dh, dc, d_pre, d_rec, d_y, saved, c0,
-                                             weights, Lengths(lens));
-  });
-  // Over all T * B rows: dW_hh = sum_t dr_t^T h_{t-1} (h0, then the outputs), the bias and
-  // the gains from the gradients of the terms they enter.
-  std::array<Tensor, kNumSlots> grads;
-  grads[kWeightHH] = d_rec[0].t().mm(h0);  // (4H, H)
-  if (steps > 1) {
-    grads[kWeightHH].addmm_(d_rec.narrow(0, 1, steps - 1).reshape({-1, 4 * H}).t(),
-                            output.narrow(0, 0, steps - 1).reshape({-1, H}));
+  static std::vector<Tensor> saved(const ForwardArgs& args) { return Saved::allocate(args); }
+
+  template <typename T>
+  static void forward(const ForwardArgs& args, ForwardResult& result) {
+    check_weights(args.weights);
+    const int64_t steps = args.steps, batch = args.batch, H = result.state[0].size(1);
+    TORCH_CHECK(args.xw.size(2) == 4 * H, "gatedrnn: layernorm_lstm_forward expects xw of size 4H in its last dimension");
+    const Saved saved(result.saved);
+    const T forget_bias = T(args.options[0]), eps = T(args.options[1]);
+    const bool save = saved.gates.defined();
+    const T* x_all = args.xw.data_ptr<T>();                           // (T, B, 4H)
+    T* act_all = save ? saved.gates.data_ptr<T>() : nullptr;          // (T, B, 4H): i, f, g, o
+    T* n_all = save ? saved.normed.data_ptr<T>() : nullptr;           // (T, B, 4H)
+    T* rstd_all = save ? saved.rstd.data_ptr<T>() : nullptr;          // (T, B, 4)
+    T* m_all = save ? saved.m.data_ptr<T>() : nullptr;                // (T, B, H)
+    T* rstd_c_all = save ? saved.rstd_c.data_ptr<T>() : nullptr;      // (T, B, 1)
+    T* c_saved = save ? saved.cells.data_ptr<T>() : nullptr;          // (T, B, H)
+    T* h = result.state[0].data_ptr<T>();                             // (B, H)
+    T* c = result.state[1].data_ptr<T>();                             // (B, H)
+    T* out = result.output.data_ptr<T>();                             // (T, B, H)
+    const T* w = args.weights.ptr<T>(kWeightHH);                      // (4H, H)
+    const T* bias = args.weights.ptr<T>(kBiasHH);                     // (4H,) or null
+    const LayerNormWeights<T> ln(args.weights);
+    const Vec<T> forget(forget_bias);
+    for_batch_blocks(batch, [&](int64_t b0, int64_t b1) {
+      const int64_t rows = b1 - b0;
+      // Without saving: the block's recurrent term, and one row's activations and LN(c').
+      std::vector<T> n_scratch(save ? 0 : rows * 4 * H);
+      std::vector<T> act_row(save ? 0 : 4 * H), m_row(save ? 0 : H);
+      for (int64_t t = 0; t < steps; ++t) {
+        // r = h W_hh^T, normalised in place row by row into n
+        T* n_block = save ? n_all + (t * batch + b0) * 4 * H : n_scratch.data();
+        gemm_a_wt<T>(rows, 4 * H, H, h + b0 * H, H, w, H, n_block, 4 * H, T(0));
+        for (int64_t b = b0; b < b1; ++b) {
+          const int64_t row = t * batch + b;
+          T* nr = n_block + (b - b0) * 4 * H;
+          T* act = save ? act_all + row * 4 * H : act_row.data();
+          T* mb = save ? m_all + row * H : m_row.data();
+          T* cb = c + b * H;
+          T* ob = out + row * H;
+          if (!args.lengths.valid(t, b)) {  // frozen state; saved values finite (backward multiplies them by 0)
+            if (save) {
+              std::fill(act, act + 4 * H, T(0));
+              std::fill(nr, nr + 4 * H, T(0));
+              std::fill(rstd_all + row * 4, rstd_all + (row + 1) * 4, T(0));
+              std::fill(mb, mb + H, T(0));
+              rstd_c_all[row] = T(0);
+              std::copy(cb, cb + H, c_saved + row * H);
+            }
+            std::fill(ob, ob + H, T(0));
+            continue;
+          }
+          for (int64_t k = 0; k < 4; ++k) {
+            const T rstd = normalise(nr + k * H, nr + k * H, H, eps);
+            if (save) rstd_all[row * 4 + k] = rstd;
+          }
+          const T* x = x_all + row * 4 * H;
+          const T* g_hh = ln.g_hh;
+          vec_loop<T>(H, [&](int64_t j, int64_t n) {
+            Vec<T> a_i = vload(x + j, n) + vload(g_hh + j, n) * vload(nr + j, n);
+            Vec<T> a_f = vload(x + H + j, n) + vload(g_hh + H + j, n) * vload(nr + H + j, n) + forget;
+            Vec<T> a_g = vload(x + 2 * H + j, n) + vload(g_hh + 2 * H + j, n) * vload(nr + 2 * H + j, n);
+            Vec<T> a_o = vload(x + 3 * H + j, n) + vload(g_hh + 3 * H + j, n) * vload(nr + 3 * H + j, n);
+            if (bias) {
+              a_i = a_i + vload(bias + j, n);
+              a_f = a_f + vload(bias + H + j, n);
+              a_g = a_g + vload(bias + 2 * H + j, n);
+              a_o = a_o + vload(bias + 3 * H + j, n);
+            }
+            const Vec<T> i = vsigmoid(a_i), f = vsigmoid(a_f), g = vtanh(a_g), o = vsigmoid(a_o);
+            const Vec<T> c_new = f * vload(cb + j, n) + i * g;
+            vstore(i, act + j, n);
+            vstore(f, act + H + j, n);
+            vstore(g, act + 2 * H + j, n);
+            vstore(o, act + 3 * H + j, n);
+            vstore(c_new, cb + j, n);
+            if (save) vstore(c_new, c_saved + row * H + j, n);
+          });
+          const T rstd_c = normalise(cb, mb, H, eps);
+          if (save) rstd_c_all[row] = rstd_c;
+          T* hb = h + b * H;
+          vec_loop<T>(H, [&](int64_t j, int64_t n) {
+            const Vec<T> y = vload(ln.g_c + j, n) * vload(mb + j, n) + vload(ln.b_c + j, n);
+            const Vec<T> h_new = vload(act + 3 * H + j, n) * vtanh(y);
+            vstore(h_new, hb + j, n);
+            vstore(h_new, ob + j, n);
+          });
+        }
+      }
+    });
   }
-  if (weights.has(kBiasHH)) grads[kBiasHH] = d_pre.sum({0, 1});
-  grads[kLayerNormHH] = (d_pre * saved.normed).sum({0, 1});
-  grads[kLayerNormCW] = (d_y * saved.m).sum({0, 1});
-  grads[kLayerNormCB] = d_y.sum({0, 1});
-  return {d_pre, {dh, dc}, in_slot_order(grads, slots)};
-}
+
+  // grad_xw (T, B, 4H): the gradient of a, which is that of xw and of b_hh;
+  // d_rec (T, B, 4H): that of r = h W_hh^T; d_y (T, B, H): that of y = g_c m + b_c.
+  template <typename T>
+  static void backward(const BackwardArgs& args, BackwardResult& result) {
+    check_weights(args.weights);
+    const int64_t steps = args.steps, batch = args.batch, H = args.state[1].size(1);
+    const Saved saved({args.saved_tensor(0), args.saved_tensor(1), args.saved_tensor(2), args.saved_tensor(3),
+                       args.saved_tensor(4), args.saved_tensor(5)});
+    const Tensor d_rec = at::empty_like(saved.gates), d_y = at::empty_like(saved.m);
+    const T* gout = args.grad_output.data_ptr<T>();    // (T, B, H)
+    T* dh = result.grad_state[0].data_ptr<T>();        // (B, H), dL/dh_t carried backwards
+    T* dc = result.grad_state[1].data_ptr<T>();        // (B, H), dL/dc_t carried backwards
+    T* da_all = result.grad_xw.data_ptr<T>();          // (T, B, 4H)
+    T* dr_all = d_rec.data_ptr<T>();                   // (T, B, 4H)
+    T* dy_all = d_y.data_ptr<T>();                     // (T, B, H)
+    const T* act_all = saved.gates.data_ptr<T>();      // (T, B, 4H): i, f, g, o
+    const T* n_all = saved.normed.data_ptr<T>();       // (T, B, 4H)
+    const T* rstd_all = saved.rstd.data_ptr<T>();      // (T, B, 4)
+    const T* m_all = saved.m.data_ptr<T>();            // (T, B, H)
+    const T* rstd_c_all = saved.rstd_c.data_ptr<T>();  // (T, B, 1)
+    const T* c_all = saved.cells.data_ptr<T>();        // (T, B, H)
+    const T* c0 = args.state[1].data_ptr<T>();         // (B, H)
+    const T* w = args.weights.ptr<T>(kWeightHH);       // (4H, H)
+    const LayerNormWeights<T> ln(args.weights);
+    for_batch_blocks(batch, [&](int64_t b0, int64_t b1) {
+      std::vector<T> dc_row(H);  // dL/dc' of one row, through LN(c') only
+      const Vec<T> one(T(1));
+      for (int64_t t = steps - 1; t >= 0; --t) {
+        const T* c_prev_all = previous_h(t, c0, c_all, batch * H);
+        for (int64_t b = b0; b < b1; ++b) {
+          const int64_t row = t * batch + b;
+          T* da = da_all + row * 4 * H;
+          T* dr = dr_all + row * 4 * H;
+          T* dy = dy_all + row * H;
+          if (!args.lengths.valid(t, b)) {  // frozen state: the gradient passes through unchanged
+            std::fill(da, da + 4 * H, T(0));
+            std::fill(dr, dr + 4 * H, T(0));
+            std::fill(dy, dy + H, T(0));
+            continue;
+          }
+          const T* act = act_all + row * 4 * H;
+          const T* mb = m_all + row * H;
+          const T* go = gout + row * H;
+          T* dhb = dh + b * H;  // dL/dh', consumed here (re-accumulated by the GEMM below)
+          T* dcm = dc_row.data();
+          vec_loop<T>(H, [&](int64_t j, int64_t n) {
+            const Vec<T> o = vload(act + 3 * H + j, n), g_c = vload(ln.g_c + j, n);
+            const Vec<T> tanh_y = vtanh(g_c * vload(mb + j, n) + vload(ln.b_c + j, n));  // recomputed
+            const Vec<T> dtotal = vload(dhb + j, n) + vload(go + j, n);
+            const Vec<T> dyv = dtotal * o * (one - tanh_y * tanh_y);
+            vstore(dtotal * tanh_y * o * (one - o), da + 3 * H + j, n);
+            vstore(dyv, dy + j, n);
+            vstore(dyv * g_c, dcm + j, n);  // dL/dm
+            vstore(Vec<T>(T(0)), dhb + j, n);
+          });
+          normalise_backward(dcm, mb, rstd_c_all[row], H);
+          const T* cp = c_prev_all + b * H;
+          T* dcb = dc + b * H;
+          vec_loop<T>(H, [&](int64_t j, int64_t n) {
+            const Vec<T> i = vload(act + j, n), f = vload(act + H + j, n), g = vload(act + 2 * H + j, n);
+            const Vec<T> dc_new = vload(dcm + j, n) + vload(dcb + j, n);
+            vstore(dc_new * g * i * (one - i), da + j, n);
+            vstore(dc_new * vload(cp + j, n) * f * (one - f), da + H + j, n);
+            vstore(dc_new * i * (one - g * g), da + 2 * H + j, n);
+            vstore(dc_new * f, dcb + j, n);
+          });
+          // dr_k: the gradient of n_k = da_k g_hh_k taken back through the block's LN
+          vec_loop<T>(4 * H, [&](int64_t j, int64_t n) {
+            vstore(vload(da + j, n) * vload(ln.g_hh + j, n), dr + j, n);
+          });
+          const T* nr = n_all + row * 4 * H;
+          for (int64_t k = 0; k < 4; ++k) normalise_backward(dr + k * H, nr + k * H, rstd_all[row * 4 + k], H);
+        }
+        // dh[b0:b1] += dr_t[b0:b1] @ W_hh (valid rows were zeroed above, frozen rows keep theirs)
+        gemm_a_w<T>(b1 - b0, H, 4 * H, dr_all + (t * batch + b0) * 4 * H, 4 * H, w, H, dh + b0 * H, H, T(1));
+      }
+    });
+    // Over all T * B rows: dW_hh = sum_t dr_t^T h_{t-1} (h0, then the outputs), the bias and
+    // the gains from the gradients of the terms they enter.
+    const Tensor& d_pre = result.grad_xw;
+    auto& grads = result.grad_weights;
+    grads[kWeightHH] = recurrent_weight_grads(d_rec, args.state[0], args.output).first;
+    grads[kBiasHH] = d_pre.sum({0, 1});
+    grads[kLayerNormHH] = d_pre.mul(saved.normed).sum({0, 1});
+    grads[kLayerNormCW] = d_y.mul(saved.m).sum({0, 1});
+    grads[kLayerNormCB] = d_y.sum({0, 1});
+  }
+};
 
 }  // namespace
-
-TORCH_LIBRARY_IMPL(gatedrnn, CPU, m) {
-  m.impl("layernorm_lstm_forward", &layernorm_lstm_forward);
-  m.impl("layernorm_lstm_backward", &layernorm_lstm_backward);
-}
-
 }  // namespace gatedrnn
+
+GATEDRNN_REGISTER_CELL(gatedrnn::LayerNormLSTM)

@@ -39,271 +39,226 @@ inline Vec<T> pass_unclipped(const Vec<T>& g, const Vec<T>& x, T bound) {
   return Vec<T>::blendv(Vec<T>(T(0)), g, x.abs() < Vec<T>(bound));
 }
 
-template <typename T>
-void lstm_forward_kernel(const Tensor& xw, const Tensor& gates, const Tensor& cells, const Tensor& ms,
-                         const Tensor& h_state, const Tensor& c_state, const Tensor& output,
-                         const Weights& weights, const Lengths& lengths, const LSTMOptions<T>& opt) {
-  const int64_t steps = xw.size(0), batch = xw.size(1), H = c_state.size(1), P = h_state.size(1);
-  const T* x_all = xw.data_ptr<T>();                               // (T, B, 4H)
-  T* saved = gates.defined() ? gates.data_ptr<T>() : nullptr;       // (T, B, 4H) or null
-  T* saved_c = cells.defined() ? cells.data_ptr<T>() : nullptr;     // (T, B, H) or null
-  T* saved_m = ms.defined() ? ms.data_ptr<T>() : nullptr;           // (T, B, H) or null
-  T* h = h_state.data_ptr<T>();                                     // (B, P)
-  T* c = c_state.data_ptr<T>();                                     // (B, H)
-  T* out = output.data_ptr<T>();                                    // (T, B, P)
-  const T* w = weights.ptr<T>(kWeightHH);                           // (4H, P)
-  const T* bias = weights.ptr<T>(kBiasHH);                          // (4H,) or null
-  const T* w_hr = weights.ptr<T>(kWeightHR);                        // (P, H) or null
-  const T forget_bias = opt.forget_bias, cell_clip = opt.cell_clip, proj_clip = opt.proj_clip;
-  const bool clip_cell = opt.clip_cell(), clip_proj = w_hr && opt.clip_proj();
-  const T *p_i = opt.p_i, *p_f = opt.p_f, *p_o = opt.p_o;
-  for_batch_blocks(batch, [&](int64_t b0, int64_t b1) {
-    const int64_t rows = b1 - b0;
-    std::vector<T> scratch(saved ? 0 : rows * 4 * H);
-    std::vector<T> m_scratch(w_hr && !saved_m ? rows * H : 0);
-    for (int64_t t = 0; t < steps; ++t) {
-      T* a_block = saved ? saved + (t * batch + b0) * 4 * H : scratch.data();
-      T* m_block = w_hr ? (saved_m ? saved_m + (t * batch + b0) * H : m_scratch.data()) : nullptr;
-      gemm_a_wt<T>(rows, 4 * H, P, h + b0 * P, P, w, P, a_block, 4 * H, T(0));  // a = h W_hh^T
-      for (int64_t b = b0; b < b1; ++b) {
-        T* a = a_block + (b - b0) * 4 * H;
-        const T* x = x_all + (t * batch + b) * 4 * H;
-        T* cb = c + b * H;
-        T* cs = saved_c ? saved_c + (t * batch + b) * H : nullptr;
-        T* mb = m_block ? m_block + (b - b0) * H : nullptr;
-        if (!lengths.valid(t, b)) {  // frozen state; saved values finite (backward multiplies them by 0)
-          if (saved) std::fill(a, a + 4 * H, T(0));
-          if (cs) std::copy(cb, cb + H, cs);
-          if (mb) std::fill(mb, mb + H, T(0));
-          if (!w_hr) std::fill(out + (t * batch + b) * P, out + (t * batch + b + 1) * P, T(0));
-          continue;
-        }
-        T* hb = h + b * H;                      // used without a projection only (P = H)
-        T* ob = out + (t * batch + b) * H;      // idem
-        vec_loop<T>(H, [&](int64_t j, int64_t n) {
-          const Vec<T> c_prev = vload(cb + j, n);
-          Vec<T> a_i = vload(a + j, n) + vload(x + j, n);
-          Vec<T> a_f = vload(a + H + j, n) + vload(x + H + j, n) + Vec<T>(forget_bias);
-          Vec<T> a_g = vload(a + 2 * H + j, n) + vload(x + 2 * H + j, n);
-          Vec<T> a_o = vload(a + 3 * H + j, n) + vload(x + 3 * H + j, n);
-          if (bias) {
-            a_i = a_i + vload(bias + j, n);
-            a_f = a_f + vload(bias + H + j, n);
-            a_g = a_g + vload(bias + 2 * H + j, n);
-            a_o = a_o + vload(bias + 3 * H + j, n);
-          }
-          if (p_i) a_i = a_i + vload(p_i + j, n) * c_prev;
-          if (p_f) a_f = a_f + vload(p_f + j, n) * c_prev;
-          const Vec<T> i = vsigmoid(a_i), f = vsigmoid(a_f), g = vtanh(a_g);
-          Vec<T> c_new = f * c_prev + i * g;
-          if (clip_cell) c_new = vclip(c_new, cell_clip);
-          if (p_o) a_o = a_o + vload(p_o + j, n) * c_new;
-          const Vec<T> o = vsigmoid(a_o);
-          const Vec<T> m = o * vtanh(c_new);
-          if (saved) {
-            vstore(i, a + j, n);
-            vstore(f, a + H + j, n);
-            vstore(g, a + 2 * H + j, n);
-            vstore(o, a + 3 * H + j, n);
-          }
-          vstore(c_new, cb + j, n);
-          if (cs) vstore(c_new, cs + j, n);
-          if (mb) {
-            vstore(m, mb + j, n);
-          } else {
-            vstore(m, hb + j, n);
-            vstore(m, ob + j, n);
-          }
-        });
-      }
-      if (w_hr) {
-        // out[t][b0:b1] = m W_hr^T; rows past their length have m = 0 and keep h.
-        T* o_block = out + (t * batch + b0) * P;
-        gemm_a_wt<T>(rows, P, H, m_block, H, w_hr, H, o_block, P, T(0));
+struct LSTM {
+  static constexpr const char* kName = "lstm";
+
+  // The gate activations i, f, g, o (T, B, 4H), the cell states c_t (T, B, H) and, with a
+  // projection, m_t (T, B, H).
+  static std::vector<Tensor> saved(const ForwardArgs& args) {
+    const int64_t H = args.state[1].size(1);
+    std::vector<Tensor> saved = {at::empty_like(args.xw), at::empty({args.steps, args.batch, H}, args.xw.options())};
+    if (args.weights.has(kWeightHR)) saved.push_back(at::empty({args.steps, args.batch, H}, args.xw.options()));
+    return saved;
+  }
+
+  template <typename T>
+  static void forward(const ForwardArgs& args, ForwardResult& result) {
+    const int64_t steps = args.steps, batch = args.batch, H = result.state[1].size(1), P = result.state[0].size(1);
+    const LSTMOptions<T> opt(args.weights, args.options);
+    const Tensor gates = result.saved_or_none(0), cells = result.saved_or_none(1), ms = result.saved_or_none(2);
+    const T* x_all = args.xw.data_ptr<T>();                           // (T, B, 4H)
+    T* saved = gates.defined() ? gates.data_ptr<T>() : nullptr;       // (T, B, 4H) or null
+    T* saved_c = cells.defined() ? cells.data_ptr<T>() : nullptr;     // (T, B, H) or null
+    T* saved_m = ms.defined() ? ms.data_ptr<T>() : nullptr;           // (T, B, H) or null
+    T* h = result.state[0].data_ptr<T>();                             // (B, P)
+    T* c = result.state[1].data_ptr<T>();                             // (B, H)
+    T* out = result.output.data_ptr<T>();                             // (T, B, P)
+    const T* w = args.weights.ptr<T>(kWeightHH);                      // (4H, P)
+    const T* bias = args.weights.ptr<T>(kBiasHH);                     // (4H,) or null
+    const T* w_hr = args.weights.ptr<T>(kWeightHR);                   // (P, H) or null
+    const T forget_bias = opt.forget_bias, cell_clip = opt.cell_clip, proj_clip = opt.proj_clip;
+    const bool clip_cell = opt.clip_cell(), clip_proj = w_hr && opt.clip_proj();
+    const T *p_i = opt.p_i, *p_f = opt.p_f, *p_o = opt.p_o;
+    for_batch_blocks(batch, [&](int64_t b0, int64_t b1) {
+      const int64_t rows = b1 - b0;
+      std::vector<T> scratch(saved ? 0 : rows * 4 * H);
+      std::vector<T> m_scratch(w_hr && !saved_m ? rows * H : 0);
+      for (int64_t t = 0; t < steps; ++t) {
+        T* a_block = saved ? saved + (t * batch + b0) * 4 * H : scratch.data();
+        T* m_block = w_hr ? (saved_m ? saved_m + (t * batch + b0) * H : m_scratch.data()) : nullptr;
+        gemm_a_wt<T>(rows, 4 * H, P, h + b0 * P, P, w, P, a_block, 4 * H, T(0));  // a = h W_hh^T
         for (int64_t b = b0; b < b1; ++b) {
-          T* ob = o_block + (b - b0) * P;
-          if (!lengths.valid(t, b)) {
-            std::fill(ob, ob + P, T(0));
+          T* a = a_block + (b - b0) * 4 * H;
+          const T* x = x_all + (t * batch + b) * 4 * H;
+          T* cb = c + b * H;
+          T* cs = saved_c ? saved_c + (t * batch + b) * H : nullptr;
+          T* mb = m_block ? m_block + (b - b0) * H : nullptr;
+          if (!args.lengths.valid(t, b)) {  // frozen state; saved values finite (backward multiplies them by 0)
+            if (saved) std::fill(a, a + 4 * H, T(0));
+            if (cs) std::copy(cb, cb + H, cs);
+            if (mb) std::fill(mb, mb + H, T(0));
+            if (!w_hr) std::fill(out + (t * batch + b) * P, out + (t * batch + b + 1) * P, T(0));
             continue;
           }
-          T* hb = h + b * P;
-          vec_loop<T>(P, [&](int64_t j, int64_t n) {
-            Vec<T> v = vload(ob + j, n);
-            if (clip_proj) {
-              v = vclip(v, proj_clip);
-              vstore(v, ob + j, n);
+          T* hb = h + b * H;                      // used without a projection only (P = H)
+          T* ob = out + (t * batch + b) * H;      // idem
+          vec_loop<T>(H, [&](int64_t j, int64_t n) {
+            const Vec<T> c_prev = vload(cb + j, n);
+            Vec<T> a_i = preactivation(a, x, bias, j, n);
+            Vec<T> a_f = preactivation(a, x, bias, H + j, n) + Vec<T>(forget_bias);
+            const Vec<T> a_g = preactivation(a, x, bias, 2 * H + j, n);
+            Vec<T> a_o = preactivation(a, x, bias, 3 * H + j, n);
+            if (p_i) a_i = a_i + vload(p_i + j, n) * c_prev;
+            if (p_f) a_f = a_f + vload(p_f + j, n) * c_prev;
+            const Vec<T> i = vsigmoid(a_i), f = vsigmoid(a_f), g = vtanh(a_g);
+            Vec<T> c_new = f * c_prev + i * g;
+            if (clip_cell) c_new = vclip(c_new, cell_clip);
+            if (p_o) a_o = a_o + vload(p_o + j, n) * c_new;
+            const Vec<T> o = vsigmoid(a_o);
+            const Vec<T> m = o * vtanh(c_new);
+            if (saved) {
+              vstore(i, a + j, n);
+              vstore(f, a + H + j, n);
+              vstore(g, a + 2 * H + j, n);
+              vstore(o, a + 3 * H + j, n);
             }
-            vstore(v, hb + j, n);
+            vstore(c_new, cb + j, n);
+            if (cs) vstore(c_new, cs + j, n);
+            if (mb) {
+              vstore(m, mb + j, n);
+            } else {
+              vstore(m, hb + j, n);
+              vstore(m, ob + j, n);
+            }
+          });
+        }
+        if (w_hr) {
+          // out[t][b0:b1] = m W_hr^T; rows past their length have m = 0 and keep h.
+          T* o_block = out + (t * batch + b0) * P;
+          gemm_a_wt<T>(rows, P, H, m_block, H, w_hr, H, o_block, P, T(0));
+          args.lengths.for_valid_rows(t, b0, b1, o_block, P, [&](int64_t b) {
+            T* ob = o_block + (b - b0) * P;
+            T* hb = h + b * P;
+            vec_loop<T>(P, [&](int64_t j, int64_t n) {
+              Vec<T> v = vload(ob + j, n);
+              if (clip_proj) {
+                v = vclip(v, proj_clip);
+                vstore(v, ob + j, n);
+              }
+              vstore(v, hb + j, n);
+            });
           });
         }
       }
-    }
-  });
-}
+    });
+  }
 
-template <typename T>
-void lstm_backward_kernel(const Tensor& grad_output, const Tensor& dh_state, const Tensor& dc_state,
-                          const Tensor& d_pre, const Tensor& d_proj, const Tensor& gates, const Tensor& cells,
-                          const Tensor& output, const Tensor& c0, const Weights& weights,
-                          const Lengths& lengths, const LSTMOptions<T>& opt) {
-  const int64_t steps = gates.size(0), batch = gates.size(1), H = dc_state.size(1), P = dh_state.size(1);
-  const T* gout = grad_output.data_ptr<T>();  // (T, B, P)
-  T* dh = dh_state.data_ptr<T>();             // (B, P), dL/dh_t carried backwards
-  T* dc = dc_state.data_ptr<T>();             // (B, H), dL/dc_t carried backwards
-  T* da_all = d_pre.data_ptr<T>();            // (T, B, 4H)
-  T* dhp_all = d_proj.defined() ? d_proj.data_ptr<T>() : nullptr;  // (T, B, P): dL/d(m W_hr^T)
-  const T* act_all = gates.data_ptr<T>();     // (T, B, 4H): i, f, g, o
-  const T* c_all = cells.data_ptr<T>();       // (T, B, H)
-  const T* out = output.data_ptr<T>();        // (T, B, P)
-  const T* w = weights.ptr<T>(kWeightHH);     // (4H, P)
-  const T* w_hr = weights.ptr<T>(kWeightHR);  // (P, H) or null
-  const T cell_clip = opt.cell_clip, proj_clip = opt.proj_clip;
-  const bool clip_cell = opt.clip_cell(), clip_proj = w_hr && opt.clip_proj();
-  const T *p_i = opt.p_i, *p_f = opt.p_f, *p_o = opt.p_o;
-  for_batch_blocks(batch, [&](int64_t b0, int64_t b1) {
-    const int64_t rows = b1 - b0;
-    std::vector<T> dm_scratch(w_hr ? rows * H : 0);  // dL/dm of the block's rows
-    for (int64_t t = steps - 1; t >= 0; --t) {
-      const T* c_prev_all = previous_h(t, c0.data_ptr<T>(), c_all, batch * H);
-      if (w_hr) {
-        // dL/d(h' before its clip); dh of valid rows is consumed (re-accumulated below).
-        T* dhp_block = dhp_all + (t * batch + b0) * P;
+  template <typename T>
+  static void backward(const BackwardArgs& args, BackwardResult& result) {
+    const int64_t steps = args.steps, batch = args.batch, H = args.state[1].size(1), P = args.state[0].size(1);
+    const LSTMOptions<T> opt(args.weights, args.options);
+    const Tensor& cells = args.saved_tensor(1);
+    const Tensor d_proj = args.weights.has(kWeightHR) ? at::empty({steps, batch, P}, cells.options()) : Tensor();
+    const T* gout = args.grad_output.data_ptr<T>();  // (T, B, P)
+    T* dh = result.grad_state[0].data_ptr<T>();      // (B, P), dL/dh_t carried backwards
+    T* dc = result.grad_state[1].data_ptr<T>();      // (B, H), dL/dc_t carried backwards
+    T* da_all = result.grad_xw.data_ptr<T>();        // (T, B, 4H)
+    T* dhp_all = d_proj.defined() ? d_proj.data_ptr<T>() : nullptr;  // (T, B, P): dL/d(m W_hr^T)
+    const T* act_all = args.saved_tensor(0).data_ptr<T>();  // (T, B, 4H): i, f, g, o
+    const T* c_all = cells.data_ptr<T>();            // (T, B, H)
+    const T* out = args.output.data_ptr<T>();        // (T, B, P)
+    const T* c0 = args.state[1].data_ptr<T>();       // (B, H)
+    const T* w = args.weights.ptr<T>(kWeightHH);     // (4H, P)
+    const T* w_hr = args.weights.ptr<T>(kWeightHR);  // (P, H) or null
+    const T cell_clip = opt.cell_clip, proj_clip = opt.proj_clip;
+    const bool clip_cell = opt.clip_cell(), clip_proj = w_hr && opt.clip_proj();
+    const T *p_i = opt.p_i, *p_f = opt.p_f, *p_o = opt.p_o;
+    for_batch_blocks(batch, [&](int64_t b0, int64_t b1) {
+      const int64_t rows = b1 - b0;
+      std::vector<T> dm_scratch(w_hr ? rows * H : 0);  // dL/dm of the block's rows
+      for (int64_t t = steps - 1; t >= 0; --t) {
+        const T* c_prev_all = previous_h(t, c0, c_all, batch * H);
+        if (w_hr) {
+          // dL/d(h' before its clip); dh of valid rows is consumed (re-accumulated below).
+          T* dhp_block = dhp_all + (t * batch + b0) * P;
+          args.lengths.for_valid_rows(t, b0, b1, dhp_block, P, [&](int64_t b) {
+            T* dhp = dhp_block + (b - b0) * P;
+            T* dhb = dh + b * P;
+            const T* go = gout + (t * batch + b) * P;
+            const T* ob = out + (t * batch + b) * P;
+            vec_loop<T>(P, [&](int64_t j, int64_t n) {
+              Vec<T> d = vload(dhb + j, n) + vload(go + j, n);
+              if (clip_proj) d = pass_unclipped(d, vload(ob + j, n), proj_clip);
+              vstore(d, dhp + j, n);
+              vstore(Vec<T>(T(0)), dhb + j, n);
+            });
+          });
+          gemm_a_w<T>(rows, H, P, dhp_block, P, w_hr, H, dm_scratch.data(), H, T(0));  // dm = dhp W_hr
+        }
         for (int64_t b = b0; b < b1; ++b) {
-          T* dhp = dhp_block + (b - b0) * P;
-          if (!lengths.valid(t, b)) {
-            std::fill(dhp, dhp + P, T(0));
+          T* da = da_all + (t * batch + b) * 4 * H;
+          if (!args.lengths.valid(t, b)) {  // frozen state: the gradient passes through unchanged
+            std::fill(da, da + 4 * H, T(0));
             continue;
           }
-          T* dhb = dh + b * P;
+          const T* act = act_all + (t * batch + b) * 4 * H;
+          const T* cn = c_all + (t * batch + b) * H;
+          const T* cp = c_prev_all + b * H;
+          T* dcb = dc + b * H;
+          T* dhb = dh + b * P;  // without a projection: dL/dm, consumed here
           const T* go = gout + (t * batch + b) * P;
-          const T* ob = out + (t * batch + b) * P;
-          vec_loop<T>(P, [&](int64_t j, int64_t n) {
-            Vec<T> d = vload(dhb + j, n) + vload(go + j, n);
-            if (clip_proj) d = pass_unclipped(d, vload(ob + j, n), proj_clip);
-            vstore(d, dhp + j, n);
-            vstore(Vec<T>(T(0)), dhb + j, n);
+          const T* dmb = w_hr ? dm_scratch.data() + (b - b0) * H : nullptr;
+          vec_loop<T>(H, [&](int64_t j, int64_t n) {
+            const Vec<T> one(T(1));
+            const Vec<T> i = vload(act + j, n), f = vload(act + H + j, n);
+            const Vec<T> g = vload(act + 2 * H + j, n), o = vload(act + 3 * H + j, n);
+            const Vec<T> c_new = vload(cn + j, n), c_prev = vload(cp + j, n);
+            Vec<T> dm;
+            if (dmb) {
+              dm = vload(dmb + j, n);
+            } else {
+              dm = vload(dhb + j, n) + vload(go + j, n);
+              vstore(Vec<T>(T(0)), dhb + j, n);
+            }
+            const Vec<T> tc = vtanh(c_new);
+            const Vec<T> da_o = dm * tc * o * (one - o);
+            Vec<T> dc_new = vload(dcb + j, n) + dm * o * (one - tc * tc);
+            if (p_o) dc_new = dc_new + da_o * vload(p_o + j, n);
+            if (clip_cell) dc_new = pass_unclipped(dc_new, c_new, cell_clip);
+            const Vec<T> da_i = dc_new * g * i * (one - i);
+            const Vec<T> da_f = dc_new * c_prev * f * (one - f);
+            const Vec<T> da_g = dc_new * i * (one - g * g);
+            Vec<T> dc_prev = dc_new * f;
+            if (p_i) dc_prev = dc_prev + da_i * vload(p_i + j, n);
+            if (p_f) dc_prev = dc_prev + da_f * vload(p_f + j, n);
+            vstore(da_i, da + j, n);
+            vstore(da_f, da + H + j, n);
+            vstore(da_g, da + 2 * H + j, n);
+            vstore(da_o, da + 3 * H + j, n);
+            vstore(dc_prev, dcb + j, n);
           });
         }
-        gemm_a_w<T>(rows, H, P, dhp_block, P, w_hr, H, dm_scratch.data(), H, T(0));  // dm = dhp W_hr
+        // dh[b0:b1] += da_t[b0:b1] @ W_hh (valid rows were zeroed above, frozen rows keep theirs)
+        gemm_a_w<T>(rows, P, 4 * H, da_all + (t * batch + b0) * 4 * H, 4 * H, w, P, dh + b0 * P, P, T(1));
       }
-      for (int64_t b = b0; b < b1; ++b) {
-        T* da = da_all + (t * batch + b) * 4 * H;
-        if (!lengths.valid(t, b)) {  // frozen state: the gradient passes through unchanged
-          std::fill(da, da + 4 * H, T(0));
-          continue;
-        }
-        const T* act = act_all + (t * batch + b) * 4 * H;
-        const T* cn = c_all + (t * batch + b) * H;
-        const T* cp = c_prev_all + b * H;
-        T* dcb = dc + b * H;
-        T* dhb = dh + b * P;  // without a projection: dL/dm, consumed here
-        const T* go = gout + (t * batch + b) * P;
-        const T* dmb = w_hr ? dm_scratch.data() + (b - b0) * H : nullptr;
-        vec_loop<T>(H, [&](int64_t j, int64_t n) {
-          const Vec<T> one(T(1));
-          const Vec<T> i = vload(act + j, n), f = vload(act + H + j, n);
-          const Vec<T> g = vload(act + 2 * H + j, n), o = vload(act + 3 * H + j, n);
-          const Vec<T> c_new = vload(cn + j, n), c_prev = vload(cp + j, n);
-          Vec<T> dm;
-          if (dmb) {
-            dm = vload(dmb + j, n);
-          } else {
-            dm = vload(dhb + j, n) + vload(go + j, n);
-            vstore(Vec<T>(T(0)), dhb + j, n);
-          }
-          const Vec<T> tc = vtanh(c_new);
-          const Vec<T> da_o = dm * tc * o * (one - o);
-          Vec<T> dc_new = vload(dcb + j, n) + dm * o * (one - tc * tc);
-          if (p_o) dc_new = dc_new + da_o * vload(p_o + j, n);
-          if (clip_cell) dc_new = pass_unclipped(dc_new, c_new, cell_clip);
-          const Vec<T> da_i = dc_new * g * i * (one - i);
-          const Vec<T> da_f = dc_new * c_prev * f * (one - f);
-          const Vec<T> da_g = dc_new * i * (one - g * g);
-          Vec<T> dc_prev = dc_new * f;
-          if (p_i) dc_prev = dc_prev + da_i * vload(p_i + j, n);
-          if (p_f) dc_prev = dc_prev + da_f * vload(p_f + j, n);
-          vstore(da_i, da + j, n);
-          vstore(da_f, da + H + j, n);
-          vstore(da_g, da + 2 * H + j, n);
-          vstore(da_o, da + 3 * H + j, n);
-          vstore(dc_prev, dcb + j, n);
-        });
-      }
-      // dh[b0:b1] += da_t[b0:b1] @ W_hh (valid rows were zeroed above, frozen rows keep theirs)
-      gemm_a_w<T>(rows, P, 4 * H, da_all + (t * batch + b0) * 4 * H, 4 * H, w, P, dh + b0 * P, P, T(1));
+    });
+    weight_grads(args, result, d_proj);
+  }
+
+  // After the loop, over all T * B rows at once.
+  static void weight_grads(const BackwardArgs& args, BackwardResult& result, const Tensor& d_proj) {
+    const int64_t steps = args.steps, H = args.state[1].size(1), P = args.state[0].size(1);
+    const Tensor &d_pre = result.grad_xw, &c0 = args.state[1], &cells = args.saved_tensor(1);
+    auto& grads = result.grad_weights;
+    std::tie(grads[kWeightHH], grads[kBiasHH]) = recurrent_weight_grads(d_pre, args.state[0], args.output);
+    if (d_proj.defined()) {  // dW_hr = sum_t dhp_t^T m_t, one GEMM over T * B rows
+      grads[kWeightHR] = d_proj.reshape({-1, P}).t().mm(args.saved_tensor(2).reshape({-1, H}));
     }
-  });
-}
-
-std::tuple<Tensor, std::vector<Tensor>, std::vector<Tensor>> lstm_forward(
-    const Tensor& xw_in, at::TensorList state, at::TensorList weight_list, at::IntArrayRef slots,
-    const std::optional<Tensor>& lengths, at::ArrayRef<double> options, bool save) {
-  const Weights weights(weight_list, slots);
-  const std::optional<Tensor> lens = contiguous_lengths(lengths);
-  const Tensor xw = xw_in.contiguous();
-  Tensor h = state[0].contiguous().clone();  // (B, P)
-  Tensor c = state[1].contiguous().clone();  // (B, H)
-  const int64_t steps = xw.size(0), batch = xw.size(1), H = c.size(1);
-  const bool projected = weights.has(kWeightHR);
-  Tensor gates = save ? at::empty_like(xw) : Tensor();                                      // i, f, g, o
-  Tensor cells = save ? at::empty({steps, batch, H}, xw.options()) : Tensor();              // c_t
-  Tensor ms = save && projected ? at::empty({steps, batch, H}, xw.options()) : Tensor();    // m_t
-  Tensor output = at::empty({steps, batch, h.size(1)}, xw.options());
-  AT_DISPATCH_FLOATING_TYPES(xw.scalar_type(), "lstm_forward", [&] {
-    lstm_forward_kernel<scalar_t>(xw, gates, cells, ms, h, c, output, weights, Lengths(lens),
-                                  LSTMOptions<scalar_t>(weights, options));
-  });
-  std::vector<Tensor> saved;
-  if (save) {
-    saved = {gates, cells};
-    if (projected) saved.push_back(ms);
+    // Peepholes: sum over (T, B) of d(pre-activation) * the cell state it multiplied:
+    // c_{t-1} for i and f, the new c_t for o.
+    auto sum_times_previous_c = [&](int64_t block) {
+      const Tensor da = d_pre.narrow(2, block * H, H);
+      Tensor g = da[0].mul(c0).sum(0);
+      if (steps > 1) g += da.narrow(0, 1, steps - 1).mul(cells.narrow(0, 0, steps - 1)).sum({0, 1});
+      return g;
+    };
+    if (args.weights.has(kWeightCI)) grads[kWeightCI] = sum_times_previous_c(0);
+    if (args.weights.has(kWeightCF)) grads[kWeightCF] = sum_times_previous_c(1);
+    if (args.weights.has(kWeightCO)) grads[kWeightCO] = d_pre.narrow(2, 3 * H, H).mul(cells).sum({0, 1});
   }
-  return {output, {h, c}, saved};
-}
-
-std::tuple<Tensor, std::vector<Tensor>, std::vector<Tensor>> lstm_backward(
-    const Tensor& grad_output, at::TensorList grad_state, at::TensorList state, at::TensorList weight_list,
-    at::IntArrayRef slots, const std::optional<Tensor>& lengths, at::ArrayRef<double> options,
-    const Tensor& output, at::TensorList saved) {
-  const Weights weights(weight_list, slots);
-  const std::optional<Tensor> lens = contiguous_lengths(lengths);
-  const Tensor h0 = state[0].contiguous(), c0 = state[1].contiguous();
-  const Tensor gates = saved[0].contiguous(), cells = saved[1].contiguous();
-  const Tensor out = output.contiguous();
-  const bool projected = weights.has(kWeightHR);
-  const int64_t steps = gates.size(0), batch = gates.size(1), H = c0.size(1), P = h0.size(1);
-  Tensor dh = grad_state[0].contiguous().clone();
-  Tensor dc = grad_state[1].contiguous().clone();
-  Tensor d_pre = at::empty_like(gates);
-  Tensor d_proj = projected ? at::empty({steps, batch, P}, gates.options()) : Tensor();
-  AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "lstm_backward", [&] {
-    lstm_backward_kernel<scalar_t>(grad_output.contiguous(), dh, dc, d_pre, d_proj, gates, cells, out, c0,
-                                   weights, Lengths(lens), LSTMOptions<scalar_t>(weights, options));
-  });
-  std::array<Tensor, kNumSlots> grads;
-  std::tie(grads[kWeightHH], grads[kBiasHH]) = recurrent_weight_grads(d_pre, h0, out);
-  if (projected) {  // dW_hr = sum_t dhp_t^T m_t, one GEMM over T * B rows
-    grads[kWeightHR] = d_proj.reshape({-1, P}).t().mm(saved[2].contiguous().reshape({-1, H}));
-  }
-  // Peepholes: sum over (T, B) of d(pre-activation) * the cell state it multiplied:
-  // c_{t-1} for i and f, the new c_t for o.
-  auto sum_times_previous_c = [&](int64_t block) {
-    const Tensor da = d_pre.narrow(2, block * H, H);
-    Tensor g = (da[0] * c0).sum(0);
-    if (steps > 1) g += (da.narrow(0, 1, steps - 1) * cells.narrow(0, 0, steps - 1)).sum({0, 1});
-    return g;
-  };
-  if (weights.has(kWeightCI)) grads[kWeightCI] = sum_times_previous_c(0);
-  if (weights.has(kWeightCF)) grads[kWeightCF] = sum_times_previous_c(1);
-  if (weights.has(kWeightCO)) grads[kWeightCO] = (d_pre.narrow(2, 3 * H, H) * cells).sum({0, 1});
-  return {d_pre, {dh, dc}, in_slot_order(grads, slots)};
-}
+};
 
 }  // namespace
-
-TORCH_LIBRARY_IMPL(gatedrnn, CPU, m) {
-  m.impl("lstm_forward", &lstm_forward);
-  m.impl("lstm_backward", &lstm_backward);
-}
-
 }  // namespace gatedrnn
+
+GATEDRNN_REGISTER_CELL(gatedrnn::LSTM)
