@@ -7,10 +7,10 @@ TensorFlow 1.x cells, initialisers and heads. See the README for the equations.
 from . import backends, cells, init
 from . import inspect
 from . import convert
-from .cell_modules import GRUCell, IndRNNCell, JANETCell, LayerNormLSTMCell, LSTMCell, MGUCell, RNNCell
+from .cell_modules import (GRUCell, IndRNNCell, JANETCell, LayerNormLSTMCell, LSTMCell, MGUCell, MinGRUCell,
+                           MinLSTMCell, RNNCell)
 from .heads import LastStep, MaxPool, MeanPool
-from .layers import GRU, JANET, LSTM, MGU, RNN, IndRNN, LayerNormLSTM
-from .min_rnn import MinGRU, MinGRUCell, MinLSTM, MinLSTMCell
+from .layers import GRU, JANET, LSTM, MGU, RNN, IndRNN, LayerNormLSTM, MinGRU, MinLSTM
 from .onnx_export import export_onnx
 
 __version__ = "0.1.0"

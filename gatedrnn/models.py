@@ -23,8 +23,7 @@ from torch import Tensor, nn
 
 from .heads import LastStep, MeanPool
 from .init import chrono_
-from .layers import GRU, JANET, LSTM, MGU, RNN, IndRNN, LayerNormLSTM
-from .min_rnn import MinGRU, MinLSTM
+from .layers import GRU, JANET, LSTM, MGU, RNN, IndRNN, LayerNormLSTM, MinGRU, MinLSTM
 
 __all__ = ["CELLS", "HEADS", "REGULARISED_CELLS", "RecurrentModel", "TransformerModel", "build"]
 
