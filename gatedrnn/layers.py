@@ -40,12 +40,11 @@ from .validation import (
 )
 
 TORCHSCRIPT_ADVICE = (
-    "torch.jit.script cannot compile gatedrnn's {name}: its forward chooses the cell's backend "
-    "and handles packed, batched and unbatched input in Python, which TorchScript does not "
-    "follow. Use torch.export.export(model, (x,)) (or torch.compile) for a whole-model graph "
-    "with dynamic batch and time sizes, torch.jit.trace(model, x) for a TorchScript module of "
-    "one input layout (dense or packed, batched or not), or gr.export_onnx(model, x) for ONNX "
-    "runtimes")
+    "torch.jit.script cannot compile gatedrnn's {name}: its forward is Python that TorchScript "
+    "does not follow (it checks and lays out dense, packed and unbatched input and picks the "
+    "cell's backend per call). Use torch.export.export(model, (x,)) or torch.compile for a "
+    "whole-model graph with dynamic batch and time sizes, torch.jit.trace(model, x) for a "
+    "TorchScript module of one input layout, or gr.export_onnx(model, x) for ONNX runtimes")
 
 
 def spec_state(spec: CellSpec) -> Tuple[str, Dict[str, Any]]:

@@ -172,9 +172,10 @@ def check_state(name: str, value, expected_shape: Tuple[int, ...], like: Tensor,
     return value
 
 
-def _torch_state_message(index: int, value, expected: Tuple[int, ...], batched: bool, cell: bool,
+def _torch_state_message(hx, index: int, value, expected: Tuple[int, ...], batched: bool, cell: bool,
                          many: bool) -> str:
-    """torch.nn's message for the state element ``index`` of the wrong shape ``value``."""
+    """torch.nn's message for the state element ``index`` of ``hx``, ``value``, of the
+    wrong shape."""
     if not isinstance(value, Tensor):
         return ""
     got = _shape(value)
@@ -184,9 +185,14 @@ def _torch_state_message(index: int, value, expected: Tuple[int, ...], batched: 
             return f"Expected {which} to be 1D or 2D, got {value.dim()}D instead"
         if batched and value.dim() == 2 and got[0] != expected[0]:
             return f"Input batch size {expected[0]} doesn't match hidden{index} batch size {got[0]}"
-        return f"hidden{index} has inconsistent hidden_size: got {got[-1]}, expected {expected[-1]}"
+        # torch.nn unsqueezes an unbatched cell's hx: a 2-D one shows its first size there
+        size = got[0] if not batched and value.dim() == 2 else got[-1]
+        return f"hidden{index} has inconsistent hidden_size: got {size}, expected {expected[-1]}"
     if len(got) != len(expected):
         kind = "batched 3-D" if batched else "unbatched 2-D"
+        if many:
+            dims = ", ".join(f"{h.dim()}-D" if isinstance(h, Tensor) else "?" for h in hx)
+            return f"For {kind} input, hx and cx should also be {len(expected)}-D but got ({dims}) tensors"
         return f"For {kind} input, hx should also be {len(expected)}-D but got {value.dim()}-D tensor"
     which = f"hidden[{index}]" if many else "hidden"
     text = f"Expected {which} size {tuple(expected)}, got {list(got)}"
@@ -206,9 +212,9 @@ def check_hx(hx, shapes: Sequence[Tuple[int, ...]], like: Tensor, *, batched: bo
     many = len(shapes) > 1
     if not many:
         return (check_state("hx", hx, shapes[0], like,
-                            _torch_state_message(0, hx, shapes[0], batched, cell, False)),)
+                            _torch_state_message(hx, 0, hx, shapes[0], batched, cell, False)),)
     if not isinstance(hx, (tuple, list)) or len(hx) != len(shapes):
         got = type(hx).__name__ + (f" of length {len(hx)}" if isinstance(hx, (tuple, list)) else "")
         raise InputTypeError(f"hx must be a tuple (h, c) of {len(shapes)} tensors, got {got}")
-    return tuple(check_state(f"hx[{i}]", h, shape, like, _torch_state_message(i, h, shape, batched, cell, True))
+    return tuple(check_state(f"hx[{i}]", h, shape, like, _torch_state_message(hx, i, h, shape, batched, cell, True))
                  for i, (h, shape) in enumerate(zip(hx, shapes)))
