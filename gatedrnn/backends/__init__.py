@@ -29,8 +29,10 @@ Transforms: a call under a ``torch.func`` transform (``vmap``, ``grad``, ``jvp``
 dual tensors) runs on the reference backend, whatever the layer's backend option: its
 plain torch ops carry every transform exactly, where the fast backends' hand-written
 derivatives are reverse mode only. Under ``torch.compile`` and ``torch.export``, ``auto``
-leaves torch's own LSTM kernel out (inductor cannot lower it); the native kernels are
-torch ops with fake kernels and compile into the graph.
+leaves torch's own LSTM kernel out (inductor cannot lower it) and the fused backend
+(dynamo cannot trace its autograd.Function): the native kernels are torch ops with fake
+kernels and compile into the graph; without them the reference loop (or the scan) is
+traced.
 """
 
 from __future__ import annotations
@@ -51,13 +53,24 @@ _BACKENDS: Dict[str, ModuleType] = {"native": native, "fused": fused, "reference
 # Every time-loop backend in auto's order: the general ones and those for some cells only.
 _ALL: Dict[str, ModuleType] = {"native": native, "fused": fused, "scan": scan, "reference": reference}
 _warned = set()
+# What auto leaves out under torch.compile and torch.export: dynamo cannot trace the fused
+# backend's autograd.Function (its in-place out= buffers).
+_UNTRACEABLE = {"fused"}
 
 
 @torch.compiler.assume_constant_result
-def _is_available(name: str) -> bool:
-    """Whether the backend ``name`` can run here; under torch.compile decided once,
-    outside the graph (building and loading the native kernels is no graph op)."""
-    return _ALL[name].is_available()
+def _is_available(name: str, warn: bool = False) -> bool:
+    """Whether the backend ``name`` can run here, with one warning (``warn``) the first
+    time it cannot; under torch.compile decided once, outside the graph (building and
+    loading the native kernels is no graph op, nor is a warning)."""
+    backend = _ALL[name]
+    if backend.is_available():
+        return True
+    if warn and name not in _warned and hasattr(backend, "unavailable_reason"):
+        _warned.add(name)
+        warnings.warn(f"gatedrnn: the {name} backend is unavailable ({backend.unavailable_reason()}); "
+                      f"using a slower one", RuntimeWarning, stacklevel=2)
+    return False
 
 
 def transformed(*tensors: Tensor) -> bool:
@@ -127,15 +140,11 @@ def select(name: str, spec: CellSpec, xw: Tensor, *tensors: Tensor) -> ModuleTyp
             raise ValueError(f"backend {name!r} cannot run a {spec.name} cell on "
                              f"{xw.device.type} {xw.dtype} tensors")
         return backend
+    compiling = torch.compiler.is_compiling()
     for candidate, backend in _ALL.items():
-        if not _is_available(candidate):
-            if candidate not in _warned and hasattr(backend, "unavailable_reason"):
-                _warned.add(candidate)
-                warnings.warn(f"gatedrnn: the {candidate} backend is unavailable "
-                              f"({backend.unavailable_reason()}); using a slower one",
-                              RuntimeWarning, stacklevel=3)
+        if compiling and candidate in _UNTRACEABLE:
             continue
-        if backend.supports(spec, xw):
+        if _is_available(candidate, warn=True) and backend.supports(spec, xw):
             return backend
     return reference
 
