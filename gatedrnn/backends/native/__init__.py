@@ -5,14 +5,20 @@ after the cell with ``-`` as ``_`` (:func:`op_name`: ``layernorm_lstm`` for
 ``"layernorm-lstm"``)::
 
     <cell>_forward(xw, state, weights, slots, lengths, options, save) -> (output, final_state, saved)
-    <cell>_backward(grad_output, grad_final_state, state, weights, slots, lengths, options,
+    <cell>_backward(grad_output, grad_final_state, xw, state, weights, slots, lengths, options,
                     output, saved) -> (grad_xw, grad_state, grad_weights)
 
-with ``weights`` the layer's recurrent parameters that exist, ``slots`` their indices
-in :data:`RECURRENT_NAMES`, ``options`` the cell's constants (:meth:`CellSpec.kernel_options`) and
+with ``weights`` the layer's parameters that the kernel reads, ``slots`` their indices
+in :data:`SLOT_NAMES`, ``options`` the cell's constants (:meth:`CellSpec.kernel_options`) and
 ``save`` whether to save what backward needs (not when no gradient is asked for). The
 forward op's autograd formula calls the backward op, and fake (meta) kernels describe
 their shapes, so the ops work under ``torch.compile``.
+
+The minimal RNNs (``mingru``, ``minlstm``) have no recurrent weights; given ``weight_ih``
+(and ``bias_ih``) their kernels take the layer's input x (T, B, I) as ``xw`` and form
+``W_ih x + b_ih`` themselves, row by row (for narrow inputs, where the stored (T, B, G*H)
+projection and its gradient would cost more than the recurrence); ``grad_xw`` is then the
+gradient of x and ``grad_weights`` include those of ``weight_ih`` and ``bias_ih``.
 
 The kernels run the time loop only: one GEMM against W_hh per step and one fused,
 vectorised pointwise pass, the batch split across threads once for the whole
@@ -41,7 +47,11 @@ from ...parameters import RECURRENT_NAMES
 _CSRC = os.path.join(os.path.dirname(__file__), "csrc")
 
 #: Cells whose kernels the operator library defines (csrc/library.cpp), by op name.
-CELLS = ("rnn", "lstm", "gru", "janet", "mgu", "indrnn", "layernorm_lstm")
+CELLS = ("rnn", "lstm", "gru", "janet", "mgu", "indrnn", "layernorm_lstm", "mingru", "minlstm")
+
+#: The weights a kernel can read, by slot (csrc/common.h, ``Slot``): the recurrent ones,
+#: then the input projection, which only the minimal RNNs' kernels take (narrow inputs).
+SLOT_NAMES = RECURRENT_NAMES + ("weight_ih", "bias_ih")
 
 # Vector instruction sets, as torch reports them, with the flags of ATen's own builds.
 _CAPABILITY_FLAGS = {
@@ -125,11 +135,16 @@ def _implemented() -> Tuple[str, ...]:
 
 def run(spec: CellSpec, xw: Tensor, state: State, weights: Mapping[str, Tensor],
         lengths: Optional[Tensor] = None) -> Tuple[Tensor, State]:
-    """See :func:`gatedrnn.backends.reference.run`."""
+    """See :func:`gatedrnn.backends.reference.run`; with ``weight_ih`` (and ``bias_ih``)
+    among ``weights`` (the minimal RNNs only), ``xw`` is the input x (T, B, I) and the
+    kernel applies the input projection itself."""
     load()
+    unknown = set(weights) - set(SLOT_NAMES)
+    if unknown:
+        raise ValueError(f"native.run: unknown weights {sorted(unknown)}; expected some of {SLOT_NAMES}")
     forward = getattr(torch.ops.gatedrnn, f"{op_name(spec.name)}_forward")
-    slots = [i for i, name in enumerate(RECURRENT_NAMES) if name in weights]
-    ordered = [weights[RECURRENT_NAMES[i]] for i in slots]
+    slots = [i for i, name in enumerate(SLOT_NAMES) if name in weights]
+    ordered = [weights[SLOT_NAMES[i]] for i in slots]
     save = torch.is_grad_enabled() and any(t.requires_grad for t in (xw, *state, *ordered))
     output, final, _ = forward(xw, list(state), ordered, slots, lengths, spec.kernel_options(), save)
     return output, tuple(final)
@@ -146,20 +161,20 @@ def _register_autograd() -> None:
 
 
 def _setup_context(ctx, inputs, output) -> None:
-    _, state, weights, slots, lengths, options, _ = inputs
+    xw, state, weights, slots, lengths, options, _ = inputs
     out, _, saved = output
     ctx.layout = (len(state), len(weights), lengths is not None)
     ctx.slots, ctx.options = slots, options
     # Unused outputs get None, not zeros: backward never reads the saved tensors' gradient
     # (a (T, B, G*H) fill per call otherwise) and fills the others only when needed.
     ctx.set_materialize_grads(False)
-    ctx.save_for_backward(*state, *weights, *([lengths] if lengths is not None else []), out, *saved)
+    ctx.save_for_backward(xw, *state, *weights, *([lengths] if lengths is not None else []), out, *saved)
 
 
 def _make_backward(backward_op):
     def backward(ctx, grad_output, grad_final, grad_saved):
         num_state, num_weights, has_lengths = ctx.layout
-        tensors = list(ctx.saved_tensors)
+        xw, *tensors = ctx.saved_tensors
         state = tensors[:num_state]
         weights = tensors[num_state:num_state + num_weights]
         rest = tensors[num_state + num_weights:]
@@ -168,11 +183,11 @@ def _make_backward(backward_op):
         grad_output = torch.zeros_like(out) if grad_output is None else grad_output
         grad_final = [torch.zeros_like(s) if g is None else g for g, s in zip(grad_final, state)]
         grad_xw, grad_state, grad_weights = backward_op(
-            grad_output, grad_final, state, weights, ctx.slots, lengths, ctx.options, out, saved)
-        # torch's wrapper reads an empty list (a cell without options) as a list of
-        # tensors: its gradient must be an empty list too, not None
-        grad_options = None if ctx.options else []
-        return grad_xw, list(grad_state), list(grad_weights), None, None, grad_options, None
+            grad_output, grad_final, xw, state, weights, ctx.slots, lengths, ctx.options, out, saved)
+        # torch's wrapper reads an empty list (a cell without options, weights or slots) as
+        # a list of tensors: its gradient must be an empty list too, not None
+        grad_slots, grad_options = (None if ctx.slots else []), (None if ctx.options else [])
+        return grad_xw, list(grad_state), list(grad_weights), grad_slots, None, grad_options, None
 
     return backward
 
@@ -190,7 +205,8 @@ def _fake_forward(cell: str):
 def _fake_saved(cell: str, xw: Tensor, weights: Sequence[Tensor], hidden: int) -> List[Tensor]:
     """What each kernel saves for backward (the kernels' own layout):
 
-    rnn, indrnn: nothing (the output gives the derivative); janet: the pre-activations
+    rnn, indrnn, mingru, minlstm: nothing (the output gives the derivative, the minimal
+    RNNs recompute their gates from xw); janet: the pre-activations
     (T, B, 2H); mgu: the activations f, n (T, B, 2H) (f * h, the input of W_h, is
     recomputed); gru: the gate activations r, z, n (T, B, 3H) and (T, B, H) of
     W_hn h + b_hn (reset_after) or r * h (reset before);
@@ -205,7 +221,8 @@ def _fake_saved(cell: str, xw: Tensor, weights: Sequence[Tensor], hidden: int) -
     if cell == "lstm":  # only an LSTM's weight_hh tells a projection (IndRNN's is a vector)
         per_step = [4 * hidden, hidden] + ([hidden] if len(weights) and _has_projection(weights, hidden) else [])
     else:
-        per_step = {"rnn": [], "indrnn": [], "janet": [2 * hidden], "mgu": [2 * hidden],
+        per_step = {"rnn": [], "indrnn": [], "mingru": [], "minlstm": [],
+                    "janet": [2 * hidden], "mgu": [2 * hidden],
                     "gru": [3 * hidden, hidden],
                     "layernorm_lstm": [4 * hidden, 4 * hidden, 4, hidden, 1, hidden]}[cell]
     return [xw.new_empty((steps, batch, size)) for size in per_step]
@@ -216,7 +233,5 @@ def _has_projection(weights: Sequence[Tensor], hidden: int) -> bool:
     return weights[0].shape[1] != hidden
 
 
-def _fake_backward(grad_output, grad_state, state, weights, slots, lengths, options, output, saved):
-    steps, batch = output.shape[0], output.shape[1]
-    grad_xw = output.new_empty((steps, batch, weights[0].shape[0]))  # (T, B, G*H)
-    return grad_xw, [s.new_empty(s.shape) for s in state], [w.new_empty(w.shape) for w in weights]
+def _fake_backward(grad_output, grad_state, xw, state, weights, slots, lengths, options, output, saved):
+    return xw.new_empty(xw.shape), [s.new_empty(s.shape) for s in state], [w.new_empty(w.shape) for w in weights]

@@ -6,9 +6,18 @@
 // single-threaded GEMM per step and no synchronisation between steps.
 #pragma once
 
-#include <torch/extension.h>
+// Only what the kernels use: the Tensor class with its methods, the per-operator headers of
+// the few functions they call, dispatch, threads, vectors and op registration (not
+// torch/extension.h, which brings pybind11 and the whole C++ frontend: ~5x the compile time).
+#define TORCH_ASSERT_ONLY_METHOD_OPERATORS
+#include <ATen/core/Tensor.h>
+#include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
 #include <ATen/cpu/vec/vec.h>
+#include <ATen/ops/cat.h>
+#include <ATen/ops/empty.h>
+#include <ATen/ops/empty_like.h>
+#include <torch/library.h>
 
 #include <array>
 #include <cmath>
@@ -32,12 +41,13 @@ namespace gatedrnn {
 
 using at::Tensor;
 
-// The recurrent weights by slot (gatedrnn/parameters.py, RECURRENT_NAMES): weight_hh, bias_hh,
-// weight_hr, weight_ci, weight_cf, weight_co, layernorm_hh_weight, layernorm_c_weight,
-// layernorm_c_bias.
+// The weights by slot (gatedrnn/backends/native/__init__.py, SLOT_NAMES): the recurrent ones
+// (gatedrnn/parameters.py, RECURRENT_NAMES) weight_hh, bias_hh, weight_hr, weight_ci,
+// weight_cf, weight_co, layernorm_hh_weight, layernorm_c_weight, layernorm_c_bias; then the
+// input projection weight_ih, bias_ih, for the kernels that form W_ih x + b_ih themselves.
 enum Slot {
   kWeightHH = 0, kBiasHH, kWeightHR, kWeightCI, kWeightCF, kWeightCO,
-  kLayerNormHH, kLayerNormCW, kLayerNormCB, kNumSlots
+  kLayerNormHH, kLayerNormCW, kLayerNormCB, kWeightIH, kBiasIH, kNumSlots
 };
 
 struct Weights {
@@ -187,6 +197,8 @@ struct Lengths {
   explicit Lengths(const std::optional<Tensor>& lengths)
       : data(lengths.has_value() ? lengths->data_ptr<int64_t>() : nullptr) {}
   bool valid(int64_t t, int64_t b) const { return data == nullptr || t < data[b]; }
+  // The number of valid steps of sequence b out of `steps`.
+  int64_t count(int64_t b, int64_t steps) const { return data == nullptr ? steps : std::min(data[b], steps); }
 };
 
 inline std::optional<Tensor> contiguous_lengths(const std::optional<Tensor>& lengths) {

@@ -235,7 +235,7 @@ std::tuple<Tensor, std::vector<Tensor>, std::vector<Tensor>> gru_forward(
 }
 
 std::tuple<Tensor, std::vector<Tensor>, std::vector<Tensor>> gru_backward(
-    const Tensor& grad_output, at::TensorList grad_state, at::TensorList state, at::TensorList weight_list,
+    const Tensor& grad_output, at::TensorList grad_state, const Tensor& /*xw*/, at::TensorList state, at::TensorList weight_list,
     at::IntArrayRef slots, const std::optional<Tensor>& lengths, at::ArrayRef<double> options,
     const Tensor& output_in, at::TensorList saved) {
   const Weights weights(weight_list, slots);

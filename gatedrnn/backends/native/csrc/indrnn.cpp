@@ -113,7 +113,7 @@ std::tuple<Tensor, std::vector<Tensor>, std::vector<Tensor>> indrnn_forward(
 }
 
 std::tuple<Tensor, std::vector<Tensor>, std::vector<Tensor>> indrnn_backward(
-    const Tensor& grad_output, at::TensorList grad_state, at::TensorList state, at::TensorList weight_list,
+    const Tensor& grad_output, at::TensorList grad_state, const Tensor& /*xw*/, at::TensorList state, at::TensorList weight_list,
     at::IntArrayRef slots, const std::optional<Tensor>& lengths, at::ArrayRef<double> options,
     const Tensor& output_in, at::TensorList saved) {
   const Weights weights(weight_list, slots);
@@ -131,9 +131,9 @@ std::tuple<Tensor, std::vector<Tensor>, std::vector<Tensor>> indrnn_backward(
                                      options[0] != 0.0);
   });
   // d u = sum over steps and rows of da_t * h_{t-1}; past a length da is zero.
-  Tensor grad_u = (d_pre[0] * h0).sum(0);  // (H,)
-  if (steps > 1) grad_u += (d_pre.narrow(0, 1, steps - 1) * output.narrow(0, 0, steps - 1)).sum({0, 1});
-  grad_u.masked_fill_(u.abs() > recurrent_max, 0);  // clamp passes the gradient inside the range only
+  Tensor grad_u = d_pre[0].mul(h0).sum(0);  // (H,)
+  if (steps > 1) grad_u += d_pre.narrow(0, 1, steps - 1).mul(output.narrow(0, 0, steps - 1)).sum({0, 1});
+  grad_u.masked_fill_(u.abs().gt(recurrent_max), 0);  // clamp passes the gradient inside the range only
   std::array<Tensor, kNumSlots> grads;
   grads[kWeightHH] = grad_u;
   grads[kBiasHH] = d_pre.sum({0, 1});

@@ -281,7 +281,7 @@ std::tuple<Tensor, std::vector<Tensor>, std::vector<Tensor>> layernorm_lstm_forw
 }
 
 std::tuple<Tensor, std::vector<Tensor>, std::vector<Tensor>> layernorm_lstm_backward(
-    const Tensor& grad_output, at::TensorList grad_state, at::TensorList state, at::TensorList weight_list,
+    const Tensor& grad_output, at::TensorList grad_state, const Tensor& /*xw*/, at::TensorList state, at::TensorList weight_list,
     at::IntArrayRef slots, const std::optional<Tensor>& lengths, at::ArrayRef<double> options,
     const Tensor& output_in, at::TensorList saved_list) {
   const Weights weights(weight_list, slots);
@@ -310,8 +310,8 @@ std::tuple<Tensor, std::vector<Tensor>, std::vector<Tensor>> layernorm_lstm_back
                             output.narrow(0, 0, steps - 1).reshape({-1, H}));
   }
   if (weights.has(kBiasHH)) grads[kBiasHH] = d_pre.sum({0, 1});
-  grads[kLayerNormHH] = (d_pre * saved.normed).sum({0, 1});
-  grads[kLayerNormCW] = (d_y * saved.m).sum({0, 1});
+  grads[kLayerNormHH] = d_pre.mul(saved.normed).sum({0, 1});
+  grads[kLayerNormCW] = d_y.mul(saved.m).sum({0, 1});
   grads[kLayerNormCB] = d_y.sum({0, 1});
   return {d_pre, {dh, dc}, in_slot_order(grads, slots)};
 }

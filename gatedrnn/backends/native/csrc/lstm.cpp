@@ -262,7 +262,7 @@ std::tuple<Tensor, std::vector<Tensor>, std::vector<Tensor>> lstm_forward(
 }
 
 std::tuple<Tensor, std::vector<Tensor>, std::vector<Tensor>> lstm_backward(
-    const Tensor& grad_output, at::TensorList grad_state, at::TensorList state, at::TensorList weight_list,
+    const Tensor& grad_output, at::TensorList grad_state, const Tensor& /*xw*/, at::TensorList state, at::TensorList weight_list,
     at::IntArrayRef slots, const std::optional<Tensor>& lengths, at::ArrayRef<double> options,
     const Tensor& output, at::TensorList saved) {
   const Weights weights(weight_list, slots);
@@ -289,13 +289,13 @@ std::tuple<Tensor, std::vector<Tensor>, std::vector<Tensor>> lstm_backward(
   // c_{t-1} for i and f, the new c_t for o.
   auto sum_times_previous_c = [&](int64_t block) {
     const Tensor da = d_pre.narrow(2, block * H, H);
-    Tensor g = (da[0] * c0).sum(0);
-    if (steps > 1) g += (da.narrow(0, 1, steps - 1) * cells.narrow(0, 0, steps - 1)).sum({0, 1});
+    Tensor g = da[0].mul(c0).sum(0);
+    if (steps > 1) g += da.narrow(0, 1, steps - 1).mul(cells.narrow(0, 0, steps - 1)).sum({0, 1});
     return g;
   };
   if (weights.has(kWeightCI)) grads[kWeightCI] = sum_times_previous_c(0);
   if (weights.has(kWeightCF)) grads[kWeightCF] = sum_times_previous_c(1);
-  if (weights.has(kWeightCO)) grads[kWeightCO] = (d_pre.narrow(2, 3 * H, H) * cells).sum({0, 1});
+  if (weights.has(kWeightCO)) grads[kWeightCO] = d_pre.narrow(2, 3 * H, H).mul(cells).sum({0, 1});
   return {d_pre, {dh, dc}, in_slot_order(grads, slots)};
 }
 
