@@ -1,5 +1,6 @@
 """Recurrent layers: drop-in replacements for ``torch.nn.RNN``, ``LSTM`` and ``GRU``,
-and JANET, MGU, IndRNN and the layer-normalised LSTM through the same machinery.
+and JANET, MGU, IndRNN, the layer-normalised LSTM, minGRU and minLSTM through the same
+machinery.
 
 :class:`RecurrentBase` is written once: parameters, stacking, directions, dropout
 between layers, ``batch_first``, unbatched and ``PackedSequence`` input, validation.
