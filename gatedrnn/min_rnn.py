@@ -36,7 +36,7 @@ paper's convention: its code feeds a zero h_0 through ``log_g``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar, Dict, List, Mapping, Optional, Tuple
+from typing import Callable, ClassVar, Dict, List, Mapping, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -137,6 +137,11 @@ class MinimalSpec(CellSpec):
 
     initial_state: ClassVar[float] = 0.5
     kernel_input_max: ClassVar[int] = FUSED_INPUT_MAX
+    #: The step in linear space, ``(xw (B, G*H), h (B, H)) -> h'``.
+    linear_step: ClassVar[Callable[[Tensor, Tensor], Tensor]]
+
+    def step(self, xw: Tensor, state, weights) -> Tuple[Tensor]:
+        return (self.linear_step(xw, state[0]),)
 
     def parameter_shapes(self, input_size, hidden_size, *, bias=True, proj_size=0, peepholes=False):
         gh = self.num_gates * hidden_size
@@ -154,11 +159,8 @@ class MinGRUSpec(MinimalSpec):
         "h": "candidate g(W x_t + b), positive: the new content, read from the input alone",
     }
 
-    def step(self, xw: Tensor, state, weights) -> Tuple[Tensor]:
-        return (min_gru_step(xw, state[0]),)
-
-    def log_terms(self, xw: Tensor) -> Tuple[Tensor, Tensor]:
-        return min_gru_log_terms(xw)
+    linear_step = staticmethod(min_gru_step)
+    log_terms = staticmethod(min_gru_log_terms)
 
     def gate_values(self, xw, state, weights, new_state) -> Dict[str, Tensor]:
         k, k_h = xw.chunk(2, dim=-1)  # (B, H) each
@@ -182,11 +184,8 @@ class MinLSTMSpec(MinimalSpec):
         "h": "candidate g(W x_t + b), positive: the new content, read from the input alone",
     }
 
-    def step(self, xw: Tensor, state, weights) -> Tuple[Tensor]:
-        return (min_lstm_step(xw, state[0]),)
-
-    def log_terms(self, xw: Tensor) -> Tuple[Tensor, Tensor]:
-        return min_lstm_log_terms(xw)
+    linear_step = staticmethod(min_lstm_step)
+    log_terms = staticmethod(min_lstm_log_terms)
 
     def gate_values(self, xw, state, weights, new_state) -> Dict[str, Tensor]:
         k_f, k_i, k_h = xw.chunk(3, dim=-1)  # (B, H) each
