@@ -1,0 +1,158 @@
+"""Shared pieces of the ported PyTorch RNN tests: the two implementations, the known
+differences of gatedrnn, reference pairs and the error-message rule."""
+
+from __future__ import annotations
+
+import re
+from types import SimpleNamespace
+from typing import Callable, Sequence, Tuple, Union
+
+import pytest
+import torch
+from torch import nn
+from torch.nn.utils.rnn import PackedSequence
+from torch.utils._pytree import tree_flatten
+
+import gatedrnn
+
+IMPLEMENTATIONS = ("torch", "gatedrnn")
+MODULE_NAMES = ("RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell")
+_PACKAGES = {"torch": nn, "gatedrnn": gatedrnn}
+
+
+def namespace(name: str) -> SimpleNamespace:
+    """``name``'s six recurrent classes, plus ``name`` and ``is_torch``."""
+    package = _PACKAGES[name]
+    return SimpleNamespace(name=name, is_torch=name == "torch",
+                           **{cls: getattr(package, cls) for cls in MODULE_NAMES})
+
+
+# -- known differences ----------------------------------------------------------------
+# Each cause: (classification, what differs). "bug": gatedrnn must change (issue 12 asks
+# for torch.nn's behaviour); "allowed": a difference issue 12 accepts.
+CAUSES = {
+    "shape-error-type": (
+        "bug", "a wrong input or hx shape (size, batch, layers) raises ValueError; torch.nn "
+               "raises RuntimeError (issue 12 item 4). A wrong input batch is reported as an hx "
+               "shape error."),
+    "device-error-type": (
+        "bug", "input, hx and parameters on different devices raise ValueError; torch.nn "
+               "raises RuntimeError 'Input and parameter/hidden tensors are not at the same "
+               "device' (issue 12 item 4)"),
+    "empty-sequence-error-type": (
+        "bug", "a 0-step input raises ValueError 'input has an empty sequence'; torch.nn "
+               "raises RuntimeError 'Expected sequence length to be larger than 0' (issue 12 "
+               "item 4)"),
+    "dtype-error-type": (
+        "bug", "an input whose dtype differs from the weights' raises TypeError; torch.nn "
+               "raises ValueError 'RNN input dtype ... does not match weight dtype' (issue 12 "
+               "item 4)"),
+    "bool-args": (
+        "bug", "bias / batch_first are coerced with bool() (bias=0, batch_first='False' "
+               "accepted, 'False' becomes True); torch.nn raises TypeError 'bias should be of "
+               "type bool, got: int' (issue 12 item 4)"),
+    "dropout-type": (
+        "bug", "dropout=True / dropout='0.5' raise TypeError; torch.nn raises ValueError "
+               "'dropout should be a number in range [0, 1]'"),
+    "dropout-one": (
+        "bug", "dropout=1 is rejected (ValueError 'dropout must be in [0, 1)'); torch.nn "
+               "accepts it (issue 12 item 4)"),
+    "dropout-warning": (
+        "bug", "no UserWarning for dropout > 0 with num_layers=1 (torch.nn warns 'dropout "
+               "option adds dropout after all but last recurrent layer')"),
+    "proj-size-argument": (
+        "bug", "gr.RNN / gr.GRU have no proj_size argument: TypeError 'unexpected keyword "
+               "argument'; torch.nn raises ValueError 'proj_size argument is only supported "
+               "for LSTM, not RNN or GRU'"),
+    "zero-hidden-cell": (
+        "bug", "cells reject hidden_size=0 (ValueError 'hidden_size must be >= 1'); torch.nn "
+               "cells return a (B, 0) state (issue 12 item 4)"),
+    "flat-weights": (
+        "bug", "layers have no _flat_weights / _flat_weights_names (issue 12 item 4)"),
+    "vmap-backward": (
+        "bug", "vmap over the RNN/GRU backward (gradcheck's check_batched_grad, jacrev, "
+               "autograd.functional.jacobian(vectorize=True)) fails: 'Batching rule not "
+               "implemented for gatedrnn::rnn_backward' on the native backend, for "
+               "aten::tanh_backward.grad_input on the fused one (GATEDRNN_NATIVE=0); issue 12 "
+               "item 1 asks for correct results or a clear error naming the way out"),
+    "safe-globals": (
+        "bug", "torch.load(weights_only=True) of a whole pickled layer or cell needs more than "
+               "its class allowlisted (gatedrnn.cells.RNNSpec / GRUSpec / LSTMSpec are pickled "
+               "too); torch.nn needs only the class (issue 12 item 5)"),
+    "training-property": (
+        "bug", "forward reads `training` inside the `regularising` property, so a module "
+               "without `training` fails with the misleading \"'RNN' object has no attribute "
+               "'regularising'\" (nn.Module.__getattr__ masks the property's AttributeError); "
+               "torch.nn's message names 'training'"),
+    "double-backward": (
+        "bug", "second derivatives through gr.RNN / gr.GRU are wrong: silently zero on the "
+               "native backend (its backward ops have no autograd formula; torch only warns "
+               "'an autograd kernel was not registered'), a once_differentiable RuntimeError "
+               "or a wrong Jacobian on the fused one (GATEDRNN_NATIVE=0); issue 12 item 1"),
+}
+
+
+def gatedrnn_differs(cause: str, raises=None):
+    """Mark a test or a case: its [gatedrnn] run is a strict xfail for ``cause``."""
+    kind, text = CAUSES[cause]
+    return pytest.mark.gatedrnn_xfail(reason=f"{cause} ({kind}): {text}", raises=raises)
+
+
+def case(*values, id: str, differs: Union[str, None] = None, raises=None):
+    """A ``pytest.param`` whose [gatedrnn] run is a strict xfail when ``differs`` names a cause."""
+    marks = [gatedrnn_differs(differs, raises)] if differs else []
+    return pytest.param(*values, id=id, marks=marks)
+
+
+# -- reference pairs ------------------------------------------------------------------
+
+def pair(impl, kind: str, *args, dtype=torch.float64, **kwargs):
+    """(module under test, torch.nn reference) of class ``kind``, same weights, ``dtype``."""
+    reference = getattr(nn, kind)(*args, **kwargs).to(dtype)
+    module = getattr(impl, kind)(*args, **kwargs).to(dtype)
+    module.load_state_dict(reference.state_dict())
+    return module, reference
+
+
+def tensors(obj) -> list:
+    """Every tensor in a nested output (PackedSequence: its data)."""
+    leaves, _ = tree_flatten(obj)
+    out = []
+    for leaf in leaves:
+        if isinstance(leaf, PackedSequence):
+            out.append(leaf.data)
+        elif isinstance(leaf, torch.Tensor):
+            out.append(leaf)
+    return out
+
+
+def assert_close(actual, expected, **tolerances) -> None:
+    """Nested outputs are equal tensor by tensor (torch.testing's dtype tolerances)."""
+    actual, expected = tensors(actual), tensors(expected)
+    assert len(actual) == len(expected), f"{len(actual)} tensors, expected {len(expected)}"
+    for a, e in zip(actual, expected):
+        torch.testing.assert_close(a, e, **tolerances)
+
+
+# -- errors ---------------------------------------------------------------------------
+Names = Sequence[Union[str, Tuple[str, ...]]]
+
+
+def message_names(message: str, names: Names) -> bool:
+    """Whether ``message`` contains every item of ``names`` (a tuple: any one of them)."""
+    return all(any(option in message for option in ((n,) if isinstance(n, str) else n))
+               for n in names)
+
+
+def check_error(impl, error_type, regex: str, names: Names, fn: Callable[[], object]) -> None:
+    """``fn()`` raises ``error_type``. On torch.nn its message matches PyTorch's ``regex``;
+    gatedrnn may word it its own way as long as the message names the argument, what was
+    expected and what was given (``names``, see :func:`message_names`)."""
+    with pytest.raises(error_type) as info:
+        fn()
+    message = str(info.value)
+    if impl.is_torch:
+        assert re.search(regex, message), f"{message!r} does not match {regex!r}"
+    else:
+        assert re.search(regex, message) or message_names(message, names), (
+            f"{message!r} neither matches {regex!r} nor names all of {list(names)}")
