@@ -36,6 +36,7 @@ from .validation import (
     check_hx,
     check_input,
     check_int,
+    check_no_projection,
     check_sizes,
     check_optional_clip,
 )
@@ -244,9 +245,10 @@ class RecurrentBase(SpecModule):
         xw = self.spec.project_input(x, inputs)  # (T, B, G*H)
         return xw, {name: p for name, p in params.items() if name not in inputs}
 
-    @property
     def regularising(self) -> bool:
-        """Whether zoneout or recurrent dropout applies now (training mode only)."""
+        """Whether zoneout or recurrent dropout applies now (training mode only). A method,
+        not a property: nn.Module.__getattr__ would turn an AttributeError inside a property
+        into one naming the property."""
         return self.training and (self.zoneout > 0 or self.recurrent_dropout > 0)
 
     def _regularise(self, xw: Tensor, state: State, weights: Dict[str, Tensor]):
@@ -275,7 +277,7 @@ class RecurrentBase(SpecModule):
         """The backend of this run; zoneout and recurrent dropout run on the reference,
         and so does any run under a functorch transform or with forward-mode tangents
         (:func:`gatedrnn.backends.select`)."""
-        if not self.regularising:
+        if not self.regularising():
             return backends.select(self.backend, self.spec, x, *state, *params.values())
         if self.backend not in ("auto", "reference"):
             raise ValueError(f"zoneout and recurrent_dropout train on the reference backend; "
@@ -294,7 +296,7 @@ class RecurrentBase(SpecModule):
             xw, weights = self._project(x, params)  # (T, B, G*H)
         if direction == 1:
             xw = reverse_within_lengths(xw, lengths)
-        if self.regularising:
+        if self.regularising():
             spec, xw, weights = self._regularise(xw, state, weights)
         output, final = backend.run(spec, xw, state, weights, lengths)
         if direction == 1:
@@ -327,7 +329,7 @@ class RecurrentBase(SpecModule):
         """:meth:`_forward` in the parameters' dtype."""
         x, lengths, batched = self._prepare_input(input)
         state0 = self._prepare_state(hx, x.size(1), batched, x)
-        if not self.regularising and backends.uses_torch_kernel(self.backend, self, lengths, x, *state0):
+        if not self.regularising() and backends.uses_torch_kernel(self.backend, self, lengths, x, *state0):
             x, state_n = torch_kernel.run_layer(self, x, state0)
         else:
             x, state_n = self._run_stack(x, state0, lengths)
@@ -393,6 +395,7 @@ class RNN(RecurrentBase):
         input_size, hidden_size, num_layers, nonlinearity (``"tanh"`` | ``"relu"``),
         bias, batch_first, dropout, bidirectional: as ``torch.nn.RNN``.
         backend: ``"auto"`` or a name from :func:`gatedrnn.backends.available`.
+        proj_size: refused, as ``torch.nn.RNN`` does (projections are the LSTM's).
 
     Shapes: input (T, B, I) ((B, T, I) with ``batch_first``), (T, I) unbatched, or a
     ``PackedSequence``; ``hx`` (L*D, B, H). Returns ``output`` (T, B, D*H) and ``h_n``
@@ -412,7 +415,8 @@ class RNN(RecurrentBase):
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  nonlinearity: str = "tanh", bias: bool = True, batch_first: bool = False,
                  dropout: float = 0.0, bidirectional: bool = False, device=None, dtype=None,
-                 *, backend: str = "auto") -> None:
+                 *, backend: str = "auto", proj_size: Optional[int] = None) -> None:
+        check_no_projection(proj_size)
         if nonlinearity not in NONLINEARITIES:
             raise ValueError(
                 f"nonlinearity must be one of {sorted(NONLINEARITIES)}, got {nonlinearity!r}")
@@ -533,7 +537,8 @@ class GRU(RecurrentBase):
                  bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
                  bidirectional: bool = False, device=None, dtype=None,
                  *, reset_after: bool = True, zoneout: float = 0.0,
-                 recurrent_dropout: float = 0.0, backend: str = "auto") -> None:
+                 recurrent_dropout: float = 0.0, backend: str = "auto", proj_size: Optional[int] = None) -> None:
+        check_no_projection(proj_size)
         super().__init__(GRUSpec(reset_after=check_bool("reset_after", reset_after)), input_size, hidden_size,
                          num_layers, bias, batch_first, dropout, bidirectional,
                          backend=backend, device=device, dtype=dtype,

@@ -31,6 +31,11 @@ class InputError(ValueError, RuntimeError):
     """
 
 
+class ArgumentTypeError(TypeError, ValueError):
+    """A constructor argument of the wrong kind where torch.nn raises ``ValueError``
+    (``dropout=True``): both ``except TypeError`` and ``except ValueError`` catch it."""
+
+
 class InputTypeError(TypeError, ValueError, RuntimeError):
     """A forward argument that is not a tensor, or of the wrong dtype.
 
@@ -70,6 +75,13 @@ def check_sizes(input_size, hidden_size, proj_size, minimum: int = 1) -> Tuple[i
     return sizes
 
 
+def check_no_projection(proj_size) -> None:
+    """torch.nn's RNN and GRU take ``proj_size`` only to refuse it (any value)."""
+    if proj_size is not None:
+        raise ValueError(f"proj_size argument is only supported for LSTM, not RNN or GRU "
+                         f"(got proj_size={proj_size!r})")
+
+
 def check_dropout(dropout, name: str = "dropout", *, closed: bool = False,
                   num_layers: Optional[int] = None) -> float:
     """A probability in [0, 1) or, with ``closed``, [0, 1] (torch.nn's range for the
@@ -77,7 +89,8 @@ def check_dropout(dropout, name: str = "dropout", *, closed: bool = False,
     does: dropout applies between layers only."""
     interval = "[0, 1]" if closed else "[0, 1)"
     if isinstance(dropout, bool) or not isinstance(dropout, Real):
-        raise TypeError(f"{name} must be a number in {interval}, got {type(dropout).__name__}")
+        raise ArgumentTypeError(f"{name} must be a number in {interval}, got {type(dropout).__name__} "
+                                f"({dropout!r})")
     if not (0.0 <= dropout <= 1.0 if closed else 0.0 <= dropout < 1.0):
         raise ValueError(f"{name} must be in {interval}, got {dropout}")
     if num_layers == 1 and dropout > 0:
