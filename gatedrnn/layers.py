@@ -221,7 +221,9 @@ class RecurrentBase(SpecModule):
         layers = self.num_layers * self.num_directions
         sizes = state_sizes(len(self.spec.state_names), self.hidden_size, self.proj_size)
         if hx is None:
-            return tuple(x.new_full((layers, batch, size), self.spec.initial_state) for size in sizes)
+            value = self.spec.initial_state
+            return tuple(x.new_zeros((layers, batch, size)) if value == 0 else x.new_full((layers, batch, size), value)
+                         for size in sizes)
         shapes = [(layers, batch, size) if batched else (layers, size) for size in sizes]
         state = check_hx(hx, shapes, self.weight_ih_l0, batched=batched)
         return state if batched else tuple(h.unsqueeze(1) for h in state)
