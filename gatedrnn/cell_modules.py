@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Optional
 
+import torch
 from torch import Tensor
 
 from .cells import (NONLINEARITIES, CellSpec, GRUSpec, IndRNNSpec, JANETSpec, LayerNormLSTMSpec, LSTMSpec,
@@ -56,19 +57,16 @@ class CellBase(SpecModule):
         return s
 
     def _step(self, input: Tensor, hx) -> State:
-        """-> the new state, (B, ·) per element ((·) for unbatched input)."""
-        if autocast_active(self.weight_ih):
-            return autocast_forward(self, self._step_exact, input, hx)
-        return self._step_exact(input, hx)
-
-    def _step_exact(self, input: Tensor, hx) -> State:
-        """:meth:`_step` in the parameters' dtype."""
+        """-> the new state, (B, ·) per element ((·) for unbatched input), in the
+        parameters' dtype."""
         check_input("input", input, self.input_size, (1, 2), self.weight_ih, cell=True)
         batched = input.dim() == 2
         x = input if batched else input.unsqueeze(0)  # (B, I)
         sizes = state_sizes(len(self.spec.state_names), self.hidden_size, self.proj_size)
         if hx is None:
-            state = tuple(x.new_full((x.size(0), size), self.spec.initial_state) for size in sizes)
+            value = self.spec.initial_state
+            state = tuple(x.new_zeros((x.size(0), size)) if value == 0 else x.new_full((x.size(0), size), value)
+                          for size in sizes)
         else:
             shapes = [(x.size(0), size) if batched else (size,) for size in sizes]
             state = check_hx(hx, shapes, self.weight_ih, batched=batched, cell=True)
@@ -82,7 +80,10 @@ class CellBase(SpecModule):
 
     def forward(self, input: Tensor, hx=None):
         """``h'`` (``(h', c')`` for a cell with a cell state); see the cell's docstring."""
-        state = self._step(input, hx)
+        if torch._C._is_any_autocast_enabled() and autocast_active(self.weight_ih):
+            state = autocast_forward(self, self._step, input, hx)
+        else:
+            state = self._step(input, hx)
         return state[0] if len(state) == 1 else state
 
 

@@ -149,6 +149,12 @@ class RecurrentBase(SpecModule):
         #: layer and direction has the same, with its own suffix).
         self._weight_keys: Tuple[str, ...] = tuple(shapes)
         self._flat_weights_names: List[str] = [name for names in self._all_weights for name in names]
+        #: Per layer and direction: (step-function name, attribute name) of the input
+        #: stage's parameters and of the recurrent ones, what each call reads.
+        self._direction_names: List[Tuple[Tuple[Tuple[str, str], ...], Tuple[Tuple[str, str], ...]]] = [
+            tuple(tuple((key, name) for key, name in zip(self._weight_keys, names)
+                        if (key in spec.input_parameters) == stage) for stage in (True, False))
+            for names in self._all_weights]
         self.reset_parameters()
 
     @property
@@ -230,22 +236,19 @@ class RecurrentBase(SpecModule):
 
     # -- the forward pass -----------------------------------------------------------
 
-    def _direction_weights(self, layer: int, direction: int) -> Dict[str, Tensor]:
-        """Every parameter of one layer and direction, keyed as the step functions take
-        them (the current tensors: replaced or re-parametrised weights included)."""
-        names = self._all_weights[layer * self.num_directions + direction]
-        return {key: getattr(self, name) for key, name in zip(self._weight_keys, names)}
+    def _direction_parameters(self, index: int) -> Tuple[Dict[str, Tensor], Dict[str, Tensor]]:
+        """The input stage's and the recurrent parameters of layer-and-direction ``index``,
+        keyed as the step functions take them: the current tensors (replaced,
+        re-parametrised or weight-dropped ones included)."""
+        input_names, recurrent_names = self._direction_names[index]
+        return ({key: getattr(self, name) for key, name in input_names},
+                {key: getattr(self, name) for key, name in recurrent_names})
 
     def _direction_inputs(self, x: Tensor, layer: int, direction: int) -> Tuple[Tensor, Dict[str, Tensor]]:
         """The input stage of all steps at once (one GEMM, :meth:`CellSpec.project_input`),
-        (T, B, G*H), and the recurrent weights of one layer and direction, keyed as the
-        step functions take them."""
-        return self._project(x, self._direction_weights(layer, direction))
-
-    def _project(self, x: Tensor, params: Dict[str, Tensor]) -> Tuple[Tensor, Dict[str, Tensor]]:
-        inputs = {name: p for name, p in params.items() if name in self.spec.input_parameters}
-        xw = self.spec.project_input(x, inputs)  # (T, B, G*H)
-        return xw, {name: p for name, p in params.items() if name not in inputs}
+        (T, B, G*H), and the recurrent weights of one layer and direction."""
+        inputs, weights = self._direction_parameters(layer * self.num_directions + direction)
+        return self.spec.project_input(x, inputs), weights
 
     def regularising(self) -> bool:
         """Whether zoneout or recurrent dropout applies now (training mode only). A method,
@@ -275,45 +278,44 @@ class RecurrentBase(SpecModule):
             spec = ZoneoutSpec(cell=spec)
         return spec, xw, weights
 
-    def _time_loop(self, x: Tensor, state: State, params: Dict[str, Tensor]):
-        """The backend of this run; zoneout and recurrent dropout run on the reference,
-        and so does any run under a functorch transform or with forward-mode tangents
-        (:func:`gatedrnn.backends.select`)."""
-        if not self.regularising():
-            return backends.select(self.backend, self.spec, x, *state, *params.values())
-        if self.backend not in ("auto", "reference"):
-            raise ValueError(f"zoneout and recurrent_dropout train on the reference backend; "
-                             f"backend={self.backend!r} cannot apply them (use backend='auto')")
-        return backends.get("reference")
-
-    def _run_direction(self, x: Tensor, state: State, lengths: Optional[Tensor],
-                       layer: int, direction: int) -> Tuple[Tensor, State]:
-        """One layer in one direction: input GEMM here (or in the kernel, for narrow
-        inputs: :attr:`CellSpec.kernel_input_max`), time loop in the backend."""
-        params = self._direction_weights(layer, direction)
-        backend, spec = self._time_loop(x, state, params), self.spec
-        if backend is native and x.size(-1) <= spec.kernel_input_max:
-            xw, weights = x, params  # the kernel forms W_ih x + b_ih itself
+    def _run_direction(self, x: Tensor, state: State, lengths: Optional[Tensor], index: int,
+                       reverse: bool, regularising: bool) -> Tuple[Tensor, State]:
+        """Layer-and-direction ``index`` (``reverse``: the backward direction): the input
+        GEMM here (or in the kernel, for narrow inputs: :attr:`CellSpec.kernel_input_max`),
+        the time loop in the backend :func:`gatedrnn.backends.select` picks. Zoneout and
+        recurrent dropout run on the reference."""
+        spec = self.spec
+        inputs, weights = self._direction_parameters(index)
+        if regularising:
+            if self.backend not in ("auto", "reference"):
+                raise ValueError(f"zoneout and recurrent_dropout train on the reference backend; "
+                                 f"backend={self.backend!r} cannot apply them (use backend='auto')")
+            backend = backends.get("reference")
         else:
-            xw, weights = self._project(x, params)  # (T, B, G*H)
-        if direction == 1:
+            backend = backends.select(self.backend, spec, x, *state, *inputs.values(), *weights.values())
+        if backend is native and x.size(-1) <= spec.kernel_input_max:
+            xw, weights = x, {**inputs, **weights}  # the kernel forms W_ih x + b_ih itself
+        else:
+            xw = spec.project_input(x, inputs)  # (T, B, G*H)
+        if reverse:
             xw = reverse_within_lengths(xw, lengths)
-        if self.regularising():
+        if regularising:
             spec, xw, weights = self._regularise(xw, state, weights)
         output, final = backend.run(spec, xw, state, weights, lengths)
-        if direction == 1:
+        if reverse:
             output = reverse_within_lengths(output, lengths)
         return output, final  # (T, B, H_out)
 
-    def _run_stack(self, x: Tensor, state0: State, lengths: Optional[Tensor]) -> Tuple[Tensor, State]:
+    def _run_stack(self, x: Tensor, state0: State, lengths: Optional[Tensor],
+                   regularising: bool) -> Tuple[Tensor, State]:
         """Every layer and direction through a time-loop backend, dropout between layers."""
-        finals = []
+        finals, directions = [], self.num_directions
         for layer in range(self.num_layers):
             outputs = []
-            for direction in range(self.num_directions):
-                index = layer * self.num_directions + direction
+            for direction in range(directions):
+                index = layer * directions + direction
                 output, final = self._run_direction(
-                    x, tuple(s[index] for s in state0), lengths, layer, direction)
+                    x, tuple(s[index] for s in state0), lengths, index, direction == 1, regularising)
                 outputs.append(output)
                 finals.append(final)
             x = torch.cat(outputs, dim=-1) if len(outputs) > 1 else outputs[0]  # (T, B, D*H_out)
@@ -322,19 +324,15 @@ class RecurrentBase(SpecModule):
         return x, tuple(torch.stack(parts) for parts in zip(*finals))  # (L*D, B, ·) each
 
     def _forward(self, input, hx):
-        """-> (output, state tuple of (L*D, B, ·) or (L*D, ·) tensors)."""
-        if autocast_active(self.weight_ih_l0):
-            return autocast_forward(self, self._forward_exact, input, hx)
-        return self._forward_exact(input, hx)
-
-    def _forward_exact(self, input, hx):
-        """:meth:`_forward` in the parameters' dtype."""
+        """-> (output, state tuple of (L*D, B, ·) or (L*D, ·) tensors), in the parameters'
+        dtype."""
         x, lengths, batched = self._prepare_input(input)
         state0 = self._prepare_state(hx, x.size(1), batched, x)
-        if not self.regularising() and backends.uses_torch_kernel(self.backend, self, lengths, x, *state0):
+        regularising = self.regularising()
+        if not regularising and backends.uses_torch_kernel(self.backend, self, lengths, x, *state0):
             x, state_n = torch_kernel.run_layer(self, x, state0)
         else:
-            x, state_n = self._run_stack(x, state0, lengths)
+            x, state_n = self._run_stack(x, state0, lengths, regularising)
 
         if isinstance(input, PackedSequence):
             order = input.sorted_indices
@@ -352,7 +350,10 @@ class RecurrentBase(SpecModule):
     def forward(self, input: Union[Tensor, PackedSequence], hx=None):
         """``output, h_n`` (``output, (h_n, c_n)`` for a cell with a cell state); see the
         layer's docstring."""
-        output, state = self._forward(input, hx)
+        if torch._C._is_any_autocast_enabled() and autocast_active(self.weight_ih_l0):
+            output, state = autocast_forward(self, self._forward, input, hx)
+        else:
+            output, state = self._forward(input, hx)
         return output, (state[0] if len(state) == 1 else state)
 
 

@@ -112,7 +112,7 @@ NATIVE_TRACE = [
 ]
 
 
-@pytest.mark.parametrize("name", ["lstm", pytest.param("gru", marks=NATIVE_TRACE), "mingru",
+@pytest.mark.parametrize("name", ["lstm", pytest.param("gru", marks=NATIVE_TRACE), pytest.param("mingru", marks=NATIVE_TRACE[0]),
                                   pytest.param("layernorm-lstm", marks=NATIVE_TRACE)])
 def test_jit_trace_equals_eager(name):
     eager = model(name)

@@ -76,8 +76,10 @@ def _is_available(name: str, warn: bool = False) -> bool:
 def transformed(*tensors: Tensor) -> bool:
     """Whether a call on ``tensors`` needs derivatives beyond reverse mode: it runs
     under a ``torch.func`` transform, or one of them carries a forward-mode tangent."""
-    if torch.compiler.is_compiling():
-        return False
+    return not torch.compiler.is_compiling() and _transforms_active(tensors)
+
+
+def _transforms_active(tensors) -> bool:
     if torch._C._are_functorch_transforms_active():
         return True
     return forward_ad._current_level >= 0 and any(
@@ -105,11 +107,12 @@ def uses_torch_kernel(name: str, layer, lengths: Optional[Tensor], *tensors: Ten
     if name == "torch" and not torch_kernel.supports(layer, lengths):
         raise ValueError("backend 'torch' runs only LSTMs without peepholes or clipping on "
                          "dense (not packed) input; use backend='auto' or 'native'")
-    if not (name == "torch" or (name == "auto" and torch_kernel.supports(layer, lengths)
-                                and not torch.compiler.is_compiling())):
+    if name != "torch" and not (name == "auto" and torch_kernel.supports(layer, lengths)):
         return False
+    if torch.compiler.is_compiling():
+        return name == "torch"
     weights = layer._flat_weights if forward_ad._current_level >= 0 else ()  # tangents only there
-    return not transformed(*tensors, *weights)
+    return not _transforms_active((*tensors, *weights))
 
 
 def get(name: str) -> ModuleType:
@@ -135,7 +138,9 @@ def select(name: str, spec: CellSpec, xw: Tensor, *tensors: Tensor) -> ModuleTyp
     if transformed(xw, *tensors):
         return reference
     if name != "auto":
-        backend = get(name)
+        backend = _ALL.get(name)
+        if backend is None or not _is_available(name):
+            backend = get(name)  # raises, naming the backends there are
         if not backend.supports(spec, xw):
             raise ValueError(f"backend {name!r} cannot run a {spec.name} cell on "
                              f"{xw.device.type} {xw.dtype} tensors")
