@@ -61,6 +61,13 @@ def spec_from_state(state: Tuple[str, Dict[str, Any]]) -> CellSpec:
     return CELL_SPECS[name](**options)
 
 
+def _split_input_stage(spec: CellSpec, pairs) -> Tuple[Tuple[Tuple[str, str], ...], Tuple[Tuple[str, str], ...]]:
+    """(key, name) pairs -> (those of the input stage's parameters, the recurrent ones)."""
+    pairs = tuple(pairs)
+    return (tuple(p for p in pairs if p[0] in spec.input_parameters),
+            tuple(p for p in pairs if p[0] not in spec.input_parameters))
+
+
 class SpecModule(nn.Module):
     """A module built around a :class:`~gatedrnn.cells.CellSpec` (the layers and cells).
 
@@ -149,12 +156,10 @@ class RecurrentBase(SpecModule):
         #: layer and direction has the same, with its own suffix).
         self._weight_keys: Tuple[str, ...] = tuple(shapes)
         self._flat_weights_names: List[str] = [name for names in self._all_weights for name in names]
-        #: Per layer and direction: (step-function name, attribute name) of the input
-        #: stage's parameters and of the recurrent ones, what each call reads.
-        self._direction_names: List[Tuple[Tuple[Tuple[str, str], ...], Tuple[Tuple[str, str], ...]]] = [
-            tuple(tuple((key, name) for key, name in zip(self._weight_keys, names)
-                        if (key in spec.input_parameters) == stage) for stage in (True, False))
-            for names in self._all_weights]
+        #: Per layer and direction, what each call reads: (step-function name, attribute
+        #: name) pairs of the input stage's parameters, and of the recurrent ones.
+        self._direction_names = [_split_input_stage(spec, zip(self._weight_keys, names))
+                                 for names in self._all_weights]
         self.reset_parameters()
 
     @property
