@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import List, Optional
 
 from . import __version__, backends, bench
-from .models import CELLS, HEADS
+from .models import CELLS, HEADS, WEIGHT_INITS
 
 BACKEND_CHOICES = ("auto", "torch", "native", "fused", "reference")
 #: what ``gatedrnn compare`` runs with no arguments (the Quickstart's main job)
@@ -76,8 +76,10 @@ def _run_training(command: str, job) -> int:
 
 def _config_options(args: argparse.Namespace) -> dict:
     names = ("hidden", "layers", "head", "dropout", "chrono", "zoneout", "recurrent_dropout",
+             "output_dropout", "weight_init", "forget_bias_init", "chrono_t_max",
              "batch_size", "lr", "optimizer",
-             "schedule", "clip", "weight_decay", "data_dir", "seq_len", "delay", "limit",
+             "schedule", "clip", "weight_decay", "l2", "best_by", "protocol",
+             "data_dir", "seq_len", "delay", "limit",
              "device", "backend")
     return {name: getattr(args, name) for name in names}
 
@@ -155,6 +157,34 @@ def _inspect(args: argparse.Namespace) -> int:
         return _fail("inspect", error, 1)
 
 
+def _generate(args: argparse.Namespace) -> int:
+    """``gatedrnn generate RUN_DIR --prompt P``: the prompt and what the model writes after it."""
+    from .generate import generate
+
+    def job() -> None:
+        text = generate(args.run_dir, prompt=args.prompt, length=args.length,
+                        temperature=args.temperature, seed=args.seed)
+        print(args.prompt + text)
+
+    try:
+        return _run_training("generate", job)
+    except FileNotFoundError as error:
+        return _fail("generate", error, 1)
+
+
+def _explore(args: argparse.Namespace) -> int:
+    """``gatedrnn explore RUN_DIR``: the interactive page's path."""
+    from .inspect.explore import explore
+
+    def job() -> None:
+        print(explore(args.run_dir, out=args.out, steps=args.steps))
+
+    try:
+        return _run_training("explore", job)
+    except FileNotFoundError as error:
+        return _fail("explore", error, 1)
+
+
 def _tasks(args: argparse.Namespace) -> int:
     from . import tasks
 
@@ -167,10 +197,16 @@ def _tasks(args: argparse.Namespace) -> int:
 
 
 def _add_training_options(parser: argparse.ArgumentParser) -> None:
-    """Options shared by ``train`` and ``compare``: unset ones take the task's defaults."""
-    from .train import OPTIMIZERS, SCHEDULES
+    """Options shared by ``train`` and ``compare``: unset ones take the protocol's settings,
+    then the task's defaults."""
+    from .train import BEST_BY, OPTIMIZERS, SCHEDULES
+    from .train.protocols import PROTOCOLS, pixel_task_names
 
-    model = parser.add_argument_group("model (unset: the task's default)")
+    parser.add_argument("--protocol", choices=PROTOCOLS,
+                        help="a published experiment's settings for every option left unset "
+                             f"(janet-paper: the JANET paper's MNIST runs, tasks {', '.join(pixel_task_names())}; "
+                             "docs/janet-paper.md)")
+    model = parser.add_argument_group("model (unset: the protocol's, else the task's default)")
     model.add_argument("--hidden", type=int, help="hidden units (Transformer: model width)")
     model.add_argument("--layers", type=int, help="stacked layers")
     model.add_argument("--head", choices=HEADS, help="last step or mean over time")
@@ -181,17 +217,30 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
                        help="zoneout rate on the recurrent state (lstm, gru, janet, mgu, layernorm-lstm)")
     model.add_argument("--recurrent-dropout", type=float, default=0.0,
                        help="variational dropout on h in the recurrent products (same cells)")
-    fit = parser.add_argument_group("optimisation (unset: the task's default)")
+    model.add_argument("--output-dropout", type=float,
+                       help="dropout before the read-out only (unset: --dropout's rate)")
+    model.add_argument("--weight-init", choices=WEIGHT_INITS,
+                       help="torch: each module's own; glorot: Glorot-uniform weights, zero biases (TF's)")
+    model.add_argument("--forget-bias-init", type=float,
+                       help="initial forget-gate bias of the lstm (without --chrono)")
+    model.add_argument("--chrono-t-max", type=float,
+                       help="t_max of chrono initialisation, b_f ~ log U(1, t_max - 1) (unset: the sequence length)")
+    fit = parser.add_argument_group("optimisation (unset: the protocol's, else the task's default)")
     fit.add_argument("--epochs", type=int)
     fit.add_argument("--batch-size", type=int, help="global batch (split over torchrun processes)")
     fit.add_argument("--lr", type=float, help="peak learning rate")
     fit.add_argument("--optimizer", choices=OPTIMIZERS)
     fit.add_argument("--schedule", choices=SCHEDULES, help="per-step cosine decay to 0, or constant")
     fit.add_argument("--clip", type=float, help="gradient-norm clipping (0: off)")
-    fit.add_argument("--weight-decay", type=float)
+    fit.add_argument("--weight-decay", type=float, help="the optimiser's weight decay, on every parameter")
+    fit.add_argument("--l2", type=float,
+                     help="add l2/2 * sum(w^2) over the non-bias weights to the loss (as TF's l2_loss)")
+    fit.add_argument("--best-by", choices=BEST_BY,
+                     help="keep the weights of the best validation metric or of the lowest validation loss")
     data = parser.add_argument_group("data and machine")
     data.add_argument("--data-dir", help="IDX directory of the (Fashion-)MNIST tasks")
-    data.add_argument("--seq-len", type=int, help="T of the adding problem (default 200)")
+    data.add_argument("--seq-len", type=int, help="T of the adding problem (default 200); the "
+                                                  "truncated-BPTT length of pysource (default 100)")
     data.add_argument("--delay", type=int, help="delay of the copy task (default 100)")
     data.add_argument("--limit", type=int, help="use only the first N examples of each split")
     data.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:N")
@@ -276,6 +325,30 @@ def build_parser() -> argparse.ArgumentParser:
                                           "runs/inspect-TASK-CELL with --task)")
     inspecting.add_argument("--examples", type=int, default=8, help="test sequences to record")
     inspecting.set_defaults(handler=_inspect)
+
+    generating = commands.add_parser(
+        "generate", help="sample text from a trained character-level language model",
+        description="Feed --prompt to the best weights of the language-model run in RUN_DIR, then "
+                    "sample --length characters; see gatedrnn/generate.py.")
+    generating.add_argument("run_dir", metavar="RUN_DIR", help="a gatedrnn train directory (task pysource)")
+    generating.add_argument("--prompt", default="", help="text to start from (default: a new line)")
+    generating.add_argument("--length", type=int, default=400, help="characters to write")
+    generating.add_argument("--temperature", type=float, default=1.0,
+                            help="softmax temperature (0: always the most likely character)")
+    generating.add_argument("--seed", type=int, help="seed of the draws (the same text every time)")
+    generating.set_defaults(handler=_generate)
+
+    exploring = commands.add_parser(
+        "explore", help="an interactive HTML page: units, gates and states on held-out data",
+        description="Record the best weights of the run in RUN_DIR on held-out data and write one "
+                    "self-contained HTML page to explore it (see gatedrnn/inspect/explore.py); "
+                    "prints the page's path.")
+    exploring.add_argument("run_dir", metavar="RUN_DIR", help="a directory written by gatedrnn train")
+    exploring.add_argument("--out", help="the page to write (default RUN_DIR/explore.html)")
+    exploring.add_argument("--steps", type=int,
+                           help="steps to record: characters of the test text, or test sequences "
+                                "laid end to end (default 4000)")
+    exploring.set_defaults(handler=_explore)
 
     listing_tasks = commands.add_parser("tasks", help="list the tasks")
     listing_tasks.set_defaults(handler=_tasks)

@@ -15,11 +15,10 @@ alone, so it can follow the layer in an ``nn.Sequential``. The output may be
 
 Example::
 
-    >>> import torch, torch.nn as nn, gatedrnn as gr
-    >>> model = nn.Sequential(gr.JANET(1, 64, batch_first=True),
-    ...                       gr.MeanPool(batch_first=True), nn.Linear(64, 1))
-    >>> model(torch.randn(8, 100, 1)).shape
-    torch.Size([8, 1])
+    >>> import torch, gatedrnn as gr
+    >>> output, h_n = gr.JANET(1, 64)(torch.randn(100, 8, 1))  # (T, B, H), (1, B, H)
+    >>> [tuple(head()(output).shape) for head in (gr.LastStep, gr.MeanPool, gr.MaxPool)]
+    [(8, 64), (8, 64), (8, 64)]
 """
 
 from __future__ import annotations
@@ -35,13 +34,21 @@ from .sequences import to_time_major, valid_mask
 __all__ = ["LastStep", "MeanPool", "MaxPool"]
 
 
+def _fill_padding(x: Tensor, lengths: Tensor, value: float) -> Tensor:
+    """x (T, B, F) with every step at or past its sequence's length (B,) set to ``value``."""
+    return x.masked_fill(~valid_mask(x.size(0), lengths).unsqueeze(-1), value)  # (T, B, F)
+
+
 class SequenceHead(nn.Module):
     """Base of the heads: unpacks the input, then :meth:`reduce` pools over time.
 
-    ``forward`` accepts ``(output, state)`` or ``output`` (a tensor or a
-    ``PackedSequence``), brings the output to (T, B, F) with the lengths of its
-    sequences (None when all have T steps), and returns ``reduce(x, lengths)``,
-    (B, F), or (F,) for unbatched input.
+    ``forward`` accepts ``(output, state)`` as returned by the layers, or ``output``
+    alone (a tensor or a ``PackedSequence``), brings the output to (T, B, F) with the
+    lengths of its sequences (None when all have T steps), and returns
+    ``reduce(x, lengths)``.
+
+    Shapes: (T, B, F) / (B, T, F) with ``batch_first`` / ``PackedSequence`` -> (B, F);
+    (T, F) -> (F,).
     """
 
     def __init__(self, batch_first: bool = False) -> None:
@@ -94,8 +101,7 @@ class LastStep(SequenceHead):
     For a bidirectional layer, the backward half of the last step has seen only the
     last input; the final states ``h_n`` may then be what you want instead.
 
-    Shapes: (T, B, F) / (B, T, F) with ``batch_first`` / ``PackedSequence`` -> (B, F);
-    (T, F) -> (F,). Accepts ``(output, state)`` as returned by the layers.
+    Inputs and shapes as :class:`SequenceHead`'s.
 
     Example::
 
@@ -115,40 +121,39 @@ class LastStep(SequenceHead):
 class MeanPool(SequenceHead):
     """The mean of the outputs over the valid steps of each sequence.
 
-    Shapes: (T, B, F) / (B, T, F) with ``batch_first`` / ``PackedSequence`` -> (B, F);
-    (T, F) -> (F,). Accepts ``(output, state)`` as returned by the layers.
+    Inputs and shapes as :class:`SequenceHead`'s; a ``PackedSequence`` gives each
+    sequence's mean over its own length.
 
     Example::
 
-        >>> import torch, torch.nn as nn, gatedrnn as gr
-        >>> model = nn.Sequential(gr.JANET(1, 64, batch_first=True),
-        ...                       gr.MeanPool(batch_first=True), nn.Linear(64, 1))
-        >>> model(torch.randn(8, 100, 1)).shape
-        torch.Size([8, 1])
+        >>> import torch, gatedrnn as gr
+        >>> from torch.nn.utils.rnn import pack_padded_sequence
+        >>> x = pack_padded_sequence(torch.randn(10, 2, 3), [10, 4], enforce_sorted=False)
+        >>> gr.MeanPool()(gr.GRU(3, 8)(x)).shape
+        torch.Size([2, 8])
     """
 
     def reduce(self, x: Tensor, lengths: Optional[Tensor]) -> Tensor:
         if lengths is None:
             return x.mean(dim=0)
-        total = x.masked_fill(~valid_mask(x.size(0), lengths).unsqueeze(-1), 0.0).sum(dim=0)  # (B, F)
+        total = _fill_padding(x, lengths, 0.0).sum(dim=0)  # (B, F)
         return total / lengths.unsqueeze(-1).to(x.dtype)
 
 
 class MaxPool(SequenceHead):
     """The feature-wise maximum of the outputs over the valid steps of each sequence.
 
-    Shapes: (T, B, F) / (B, T, F) with ``batch_first`` / ``PackedSequence`` -> (B, F);
-    (T, F) -> (F,). Accepts ``(output, state)`` as returned by the layers.
+    Inputs and shapes as :class:`SequenceHead`'s.
 
     Example::
 
-        >>> import torch, torch.nn as nn, gatedrnn as gr
-        >>> model = nn.Sequential(gr.GRU(3, 16), gr.MaxPool(), nn.Linear(16, 1))
-        >>> model(torch.randn(10, 4, 3)).shape
-        torch.Size([4, 1])
+        >>> import torch, gatedrnn as gr
+        >>> output, h_n = gr.JANET(3, 8)(torch.randn(10, 3))  # unbatched: (T, I)
+        >>> gr.MaxPool()(output).shape
+        torch.Size([8])
     """
 
     def reduce(self, x: Tensor, lengths: Optional[Tensor]) -> Tensor:
         if lengths is None:
             return x.amax(dim=0)
-        return x.masked_fill(~valid_mask(x.size(0), lengths).unsqueeze(-1), float("-inf")).amax(dim=0)
+        return _fill_padding(x, lengths, float("-inf")).amax(dim=0)  # (B, F)

@@ -16,16 +16,18 @@ prediction at every step, as the copy task needs).
 from __future__ import annotations
 
 import math
-from typing import Optional
+from typing import Optional, Tuple, Union
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .heads import LastStep, MeanPool
-from .init import chrono_
+from .init import chrono_, forget_bias_
 from .layers import GRU, JANET, LSTM, MGU, RNN, IndRNN, LayerNormLSTM, MinGRU, MinLSTM
 
-__all__ = ["CELLS", "HEADS", "REGULARISED_CELLS", "RecurrentModel", "TransformerModel", "build"]
+__all__ = ["CELLS", "HEADS", "REGULARISED_CELLS", "WEIGHT_INITS", "RecurrentModel", "TransformerModel",
+           "build", "glorot_", "LanguageModel", "build_language_model"]
 
 RECURRENT = {"rnn": RNN, "lstm": LSTM, "gru": GRU, "janet": JANET, "mgu": MGU, "indrnn": IndRNN,
              "layernorm-lstm": LayerNormLSTM, "mingru": MinGRU, "minlstm": MinLSTM}
@@ -34,6 +36,8 @@ CELLS = (*RECURRENT, "transformer")
 #: the cells that take ``zoneout`` and ``recurrent_dropout``
 REGULARISED_CELLS = ("lstm", "gru", "janet", "mgu", "layernorm-lstm")
 HEADS = ("last", "mean")
+#: ``torch``: each module's own initialisation; ``glorot``: TensorFlow's defaults (:func:`glorot_`)
+WEIGHT_INITS = ("torch", "glorot")
 
 
 def _head(head: str) -> nn.Module:
@@ -62,6 +66,35 @@ class RecurrentModel(nn.Module):
         output, _ = self.recurrent(x)  # (B, T, H)
         features = output if self.head is None else self.head(output)  # (B, T, H) or (B, H)
         return self.readout(self.dropout(features))
+
+
+def glorot_(module: nn.Module) -> nn.Module:
+    r"""TensorFlow's default initialisation, in place: every weight matrix Glorot-uniform,
+    every bias 0.
+
+    Each parameter of ``module`` with ``bias`` in its name is set to 0; each other
+    parameter of two dimensions, of shape (fan_out, fan_in) as PyTorch stores it, is
+    drawn from :math:`\mathcal U(-a, a)`, :math:`a = \sqrt{6 / (\text{fan\_in} +
+    \text{fan\_out})}` (``torch.nn.init.xavier_uniform_``). A recurrent layer's stacked
+    ``weight_ih_l{k}`` (G*H, I) and ``weight_hh_l{k}`` (G*H, H) so get the distribution
+    that ``tf.get_variable`` gives TensorFlow's stacked kernels (I, G*H) and (H, G*H).
+    One-dimensional weights (layer-norm gains, IndRNN's recurrent vector) are left as
+    they are.
+
+    Example::
+
+        >>> import gatedrnn as gr
+        >>> janet = glorot_(gr.JANET(1, 128))
+        >>> float(janet.weight_hh_l0.abs().max()) <= (6 / (128 + 256)) ** 0.5
+        True
+    """
+    with torch.no_grad():
+        for name, parameter in module.named_parameters():
+            if "bias" in name:
+                parameter.zero_()
+            elif parameter.dim() == 2:
+                nn.init.xavier_uniform_(parameter)
+    return module
 
 
 class SinusoidalPositions(nn.Module):
@@ -117,7 +150,9 @@ class TransformerModel(nn.Module):
 def build(cell: str, input_size: int, output_size: int, hidden: int = 128, layers: int = 1,
           head: str = "last", dropout: float = 0.0, per_step: bool = False,
           t_max: Optional[int] = None, chrono: bool = False, backend: str = "auto",
-          zoneout: float = 0.0, recurrent_dropout: float = 0.0) -> nn.Module:
+          zoneout: float = 0.0, recurrent_dropout: float = 0.0, output_dropout: Optional[float] = None,
+          weight_init: str = "torch", forget_bias_init: Optional[float] = None,
+          chrono_t_max: Optional[float] = None) -> nn.Module:
     """The model ``gatedrnn train`` trains.
 
     Args:
@@ -132,14 +167,30 @@ def build(cell: str, input_size: int, output_size: int, hidden: int = 128, layer
         backend: the recurrent layers' backend (``auto`` picks the fastest).
         zoneout, recurrent_dropout: the layer options of :data:`REGULARISED_CELLS`
             (training mode only).
+        output_dropout: dropout before the read-out only; ``None``: ``dropout``.
+        weight_init: ``torch`` (each module's own) or ``glorot`` (:func:`glorot_` on the
+            whole model, before the bias initialisers below).
+        forget_bias_init: the LSTM's forget-gate bias is initialised to this value
+            (:func:`gatedrnn.init.forget_bias_`).
+        chrono_t_max: the ``t_max`` of chrono initialisation; ``None``: ``t_max``.
     """
     if cell not in CELLS:
         raise ValueError(f"cell must be one of {', '.join(CELLS)}, got {cell!r}")
+    if weight_init not in WEIGHT_INITS:
+        raise ValueError(f"weight_init must be one of {', '.join(WEIGHT_INITS)}, got {weight_init!r}")
+    initialise = glorot_ if weight_init == "glorot" else (lambda module: module)
     if cell == "transformer":
-        return TransformerModel(input_size, output_size, hidden=hidden, layers=layers, head=head,
-                                dropout=dropout, max_len=max(t_max or 0, 1024), per_step=per_step)
+        if output_dropout:
+            raise ValueError(f"output_dropout applies to the recurrent models, not the transformer "
+                             f"(got {output_dropout})")
+        return initialise(TransformerModel(input_size, output_size, hidden=hidden, layers=layers, head=head,
+                                           dropout=dropout, max_len=max(t_max or 0, 1024), per_step=per_step))
     if chrono and cell not in ("lstm", "janet"):
         raise ValueError(f"chrono initialisation applies to lstm and janet, not {cell}")
+    chrono = chrono or cell == "janet"
+    if forget_bias_init is not None and (cell != "lstm" or chrono):
+        raise ValueError(f"forget_bias_init applies to the lstm without chrono initialisation "
+                         f"(got cell {cell!r}, chrono {chrono})")
     options = {"backend": backend} if cell not in ("mingru", "minlstm") else {}  # those run a scan
     if cell == "indrnn":  # the paper's clip for a ReLU unit over the task's length
         options["max_steps"] = t_max
@@ -147,10 +198,76 @@ def build(cell: str, input_size: int, output_size: int, hidden: int = 128, layer
         if cell not in REGULARISED_CELLS:
             raise ValueError(f"zoneout and recurrent_dropout apply to {', '.join(REGULARISED_CELLS)}, not {cell}")
         options.update(zoneout=zoneout, recurrent_dropout=recurrent_dropout)
-    layer = RECURRENT[cell](input_size, hidden, num_layers=layers, batch_first=True,
-                            dropout=dropout if layers > 1 else 0.0, **options)
-    if cell == "janet" or chrono:
-        if t_max is None or t_max < 3:
-            raise ValueError(f"chrono initialisation needs t_max >= 3 (the sequence length), got {t_max}")
-        chrono_(layer, t_max)
-    return RecurrentModel(layer, output_size, head=head, dropout=dropout, per_step=per_step)
+    layer = initialise(RECURRENT[cell](input_size, hidden, num_layers=layers, batch_first=True,
+                                       dropout=dropout if layers > 1 else 0.0, **options))
+    if chrono:
+        chrono_t_max = t_max if chrono_t_max is None else chrono_t_max
+        if chrono_t_max is None or chrono_t_max < 3:
+            raise ValueError(f"chrono initialisation needs t_max >= 3 (the sequence length), got {chrono_t_max}")
+        chrono_(layer, chrono_t_max)
+    if forget_bias_init is not None:
+        forget_bias_(layer, forget_bias_init)
+    model = RecurrentModel(layer, output_size, head=head, per_step=per_step,
+                           dropout=dropout if output_dropout is None else output_dropout)
+    initialise(model.readout)
+    return model
+
+
+#: a recurrent layer's state: h (L*D, B, H), or (h, c) for the LSTM
+LayerState = Union[Tensor, Tuple[Tensor, ...]]
+
+
+class LanguageModel(RecurrentModel):
+    """``one-hot ids -> recurrent layer -> dropout -> Linear``: a next-token model whose
+    state can be carried from one chunk of a stream to the next (truncated BPTT).
+
+    The inputs are one-hot, as in Karpathy, Johnson & Fei-Fei (2015): the layer's own
+    ``W_ih`` is the embedding.
+
+    Shapes: ``forward(ids (B, T) int64, state=None) -> (logits (B, T, V), state)``; the
+    state is the layer's (``h_n`` (L, B, H), or ``(h_n, c_n)`` for the LSTM) and goes back
+    in as ``state`` to continue the streams.
+
+    Example::
+
+        >>> import torch
+        >>> from gatedrnn.models import build_language_model
+        >>> model = build_language_model("lstm", vocabulary_size=98, hidden=32, t_max=50)
+        >>> logits, state = model(torch.randint(0, 98, (4, 50)))
+        >>> logits.shape, state[0].shape
+        (torch.Size([4, 50, 98]), torch.Size([1, 4, 32]))
+        >>> logits, state = model(torch.randint(0, 98, (4, 50)), state)  # the next chunk
+    """
+
+    def __init__(self, layer: nn.Module, vocabulary_size: int, dropout: float = 0.0) -> None:
+        super().__init__(layer, vocabulary_size, dropout=dropout, per_step=True)
+        self.vocabulary_size = vocabulary_size
+
+    def forward(self, ids: Tensor, state: Optional[LayerState] = None) -> Tuple[Tensor, LayerState]:
+        if ids.dim() != 2 or ids.dtype != torch.int64:
+            raise ValueError(f"ids must be (B, T) int64 token ids, got {tuple(ids.shape)} {ids.dtype}")
+        x = F.one_hot(ids, self.vocabulary_size).to(self.readout.weight.dtype)  # (B, T, V)
+        output, state = self.recurrent(x, state)  # (B, T, H)
+        return self.readout(self.dropout(output)), state
+
+
+def build_language_model(cell: str, vocabulary_size: int, hidden: int = 128, layers: int = 1,
+                         dropout: float = 0.0, t_max: Optional[int] = None, **options) -> LanguageModel:
+    """The :class:`LanguageModel` of ``cell``: its recurrent layer is the one :func:`build`
+    makes for the cell (the same options and initialisation; JANET chrono-initialised with
+    ``t_max``, the truncation length), fed one-hot ids of ``vocabulary_size`` tokens.
+
+    ``options`` are :func:`build`'s other keyword arguments (``chrono``, ``backend``,
+    ``zoneout``, ``recurrent_dropout``, ``output_dropout``, ``weight_init``, ...), applied
+    as there to the layer and the read-out. Every recurrent cell carries its state; the
+    Transformer cannot, and raises ``ValueError``.
+    """
+    if cell == "transformer":
+        raise ValueError("cell transformer has no recurrent state to carry from one chunk to the next "
+                         "(truncated backpropagation through time); choose one of "
+                         f"{', '.join(RECURRENT)}")
+    built = build(cell, vocabulary_size, vocabulary_size, hidden=hidden, layers=layers, dropout=dropout,
+                  per_step=True, t_max=t_max, **options)
+    model = LanguageModel(built.recurrent, vocabulary_size, dropout=built.dropout.p)
+    model.readout = built.readout  # initialised as build() does it
+    return model

@@ -8,6 +8,7 @@ import torch
 
 from gatedrnn import tasks
 from gatedrnn.tasks import co2, idx, synthetic
+from gatedrnn.tasks.pixels import PERMUTATION_SEED
 
 SMALL = ["mnist1d", "mnist1d-shuffle", "digits", "pdigits", "adding", "copy", "co2"]
 
@@ -142,7 +143,7 @@ def test_idx_tasks_read_any_mnist_format_directory(tmp_path, monkeypatch, compre
     np.testing.assert_allclose(pixels.train.x[0, :, 0].numpy(), train_images[3].reshape(-1) / 255.0, rtol=1e-6)
     assert rows.test.x.shape == (4, 28, 28)
     assert torch.equal(rows.test.x.reshape(4, 784, 1), pixels.test.x)
-    order = np.random.default_rng(idx.PERMUTATION_SEED).permutation(784)
+    order = np.random.default_rng(PERMUTATION_SEED).permutation(784)
     assert torch.equal(permuted.test.x, pixels.test.x[:, order])
 
 

@@ -88,6 +88,7 @@ def gate_heatmaps(layer_trace: LayerTrace, path: PathLike, batch_index: int = 0)
         ax.set_ylabel("unit")
         fig.colorbar(im, ax=ax)
     fig.suptitle(f"{layer_trace.name} ({layer_trace.spec.name}) gates, sequence {batch_index}")
+    fig.tight_layout(rect=(0, 0, 1, 0.92))  # below the title, axis labels inside the figure
     return _save(fig, path)
 
 

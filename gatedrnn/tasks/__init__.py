@@ -20,15 +20,18 @@ from .digits import Digits, PermutedDigits
 from .idx import (FashionMNIST, FashionMNISTRows, MNISTRows, PermutedFashionMNIST, PermutedMNIST,
                   SequentialMNIST)
 from .mnist1d import MNIST1D, ShuffledMNIST1D
+from .mnist5k import PermutedMNIST5k, SequentialMNIST5k
 from .synthetic import Adding, Copy
+from .text import LanguageModelTask, PythonSource
 
 __all__ = ["REGISTRY", "names", "get", "Task", "Split", "Splits", "DataUnavailable",
-           "ClassificationTask", "RegressionTask"]
+           "ClassificationTask", "RegressionTask", "LanguageModelTask"]
 
 REGISTRY: Dict[str, Type[Task]] = {
     cls.name: cls
     for cls in (MNIST1D, ShuffledMNIST1D, Digits, PermutedDigits, FashionMNIST, PermutedFashionMNIST,
-                FashionMNISTRows, SequentialMNIST, PermutedMNIST, MNISTRows, Adding, Copy, CO2)
+                FashionMNISTRows, SequentialMNIST, PermutedMNIST, MNISTRows, SequentialMNIST5k,
+                PermutedMNIST5k, Adding, Copy, CO2, PythonSource)
 }
 
 
@@ -43,7 +46,8 @@ def get(name: str, data_dir: Optional[str] = None, seq_len: Optional[int] = None
 
     Args:
         data_dir: where the IDX tasks read their files (the others take no data directory).
-        seq_len: T of the adding problem (default 200).
+        seq_len: T of the adding problem (default 200); the truncated-BPTT length of
+            the text task ``pysource`` (default 100).
         delay: the copy task's delay (default 100).
 
     Raises:
@@ -54,7 +58,7 @@ def get(name: str, data_dir: Optional[str] = None, seq_len: Optional[int] = None
     cls = REGISTRY[name]
     given = {"data_dir": data_dir, "seq_len": seq_len, "delay": delay}
     accepted = {"data_dir": issubclass(cls, (FashionMNIST, SequentialMNIST)),
-                "seq_len": cls is Adding, "delay": cls is Copy}
+                "seq_len": cls in (Adding, PythonSource), "delay": cls is Copy}
     for option, value in given.items():
         if value is not None and not accepted[option]:
             flag = "--" + option.replace("_", "-")

@@ -1,13 +1,11 @@
 """Sequential (Fashion-)MNIST from MNIST-format IDX files: pixel by pixel (784 steps of
-one feature), permuted, or row by row (28 steps of 28 features). Pixels are scaled to
-[0, 1].
+one feature), permuted, or row by row (28 steps of 28 features); the sequences are
+made by :class:`gatedrnn.tasks.pixels.PixelSequences` (pixels scaled to [0, 1], the
+permuted order ``numpy.random.default_rng(0).permutation(784)``).
 
 Splits follow TensorFlow's ``read_data_sets``, as the JANET paper ran them: the first
 5000 training images are the validation set, the other 55000 the training set, and
 the 10000 ``t10k`` images the test set.
-
-The permuted tasks read the pixels in one fixed order,
-``numpy.random.default_rng(0).permutation(784)``.
 
 Fashion-MNIST is read from ``/usr/share/datasets/fashion-mnist`` by default (Debian's
 package ``dataset-fashion-mnist``); ``smnist`` / ``pmnist`` / ``mnist-rows`` read the
@@ -20,15 +18,14 @@ from __future__ import annotations
 
 import gzip
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
-import torch
 
-from .base import ClassificationTask, DataUnavailable, Split, Splits
+from .base import DataUnavailable
+from .pixels import Images, PixelSequences
 
 VALIDATION_SIZE = 5000
-PERMUTATION_SEED = 0
 #: IDX magic numbers: unsigned bytes, 3 dimensions (images) or 1 (labels)
 IMAGES_MAGIC, LABELS_MAGIC = 0x0803, 0x0801
 
@@ -49,21 +46,17 @@ def read_idx(path: Path, magic: int) -> np.ndarray:
     return body.reshape(dims)
 
 
-class IDXImages(ClassificationTask):
-    """Base of the IDX tasks: ``layout`` is ``pixels`` (T = 784, I = 1) or ``rows`` (T = 28, I = 28)."""
+class IDXImages(PixelSequences):
+    """Base of the IDX tasks: the images of ``data_dir``, split as TensorFlow's ``read_data_sets``."""
 
     default_dir: Optional[str] = None
     dataset: str = ""
     how_to_get: str = ""
-    layout = "pixels"
-    permuted = False
-    output_size = 10
-    defaults = {"hidden": 128, "epochs": 10, "batch_size": 100, "lr": 1e-3, "head": "last", "clip": 1.0}
 
     def __init__(self, data_dir: Optional[str] = None) -> None:
+        super().__init__()
         chosen = data_dir if data_dir is not None else self.default_dir
         self.data_dir = None if chosen is None else Path(chosen)
-        self.input_size, self.seq_len = (1, 784) if self.layout == "pixels" else (28, 28)
 
     def options(self) -> Dict[str, Any]:
         return {"data_dir": None if self.data_dir is None else str(self.data_dir)}
@@ -78,24 +71,14 @@ class IDXImages(ClassificationTask):
             f"task {self.name}: the {self.dataset} file {stem}[.gz] was not found ({where}). "
             f"{self.how_to_get}")
 
-    def _images(self, prefix: str) -> Split:
-        images = read_idx(self._file(f"{prefix}-images-idx3-ubyte"), IMAGES_MAGIC)  # (N, 28, 28)
-        labels = read_idx(self._file(f"{prefix}-labels-idx1-ubyte"), LABELS_MAGIC)  # (N,)
-        x = torch.from_numpy(images.astype(np.float32) / 255.0)  # (N, 28, 28)
-        if self.layout == "pixels":
-            x = x.reshape(len(x), 784)
-            if self.permuted:
-                x = x[:, torch.from_numpy(np.random.default_rng(PERMUTATION_SEED).permutation(784))]
-            x = x.unsqueeze(-1)  # (N, 784, 1)
-        return Split(x, torch.from_numpy(labels.astype(np.int64)))
+    def _read(self, prefix: str) -> Images:
+        return Images(read_idx(self._file(f"{prefix}-images-idx3-ubyte"), IMAGES_MAGIC),  # (N, 28, 28)
+                      read_idx(self._file(f"{prefix}-labels-idx1-ubyte"), LABELS_MAGIC))  # (N,)
 
-    def load(self) -> Splits:
-        train, test = self._images("train"), self._images("t10k")
-        return Splits(
-            Split(train.x[VALIDATION_SIZE:], train.y[VALIDATION_SIZE:]),
-            Split(train.x[:VALIDATION_SIZE], train.y[:VALIDATION_SIZE]),
-            test,
-        )
+    def images(self) -> Tuple[Images, Images, Images]:
+        train, test = self._read("train"), self._read("t10k")
+        return (Images(train.images[VALIDATION_SIZE:], train.labels[VALIDATION_SIZE:]),
+                Images(train.images[:VALIDATION_SIZE], train.labels[:VALIDATION_SIZE]), test)
 
 
 class FashionMNIST(IDXImages):

@@ -8,8 +8,9 @@ Example::
     0.97
 """
 
-from .config import GENERIC_DEFAULTS, OPTIMIZERS, SCHEDULES, TrainConfig
-from .trainer import NonFiniteLoss, RunExists, TrainingError, read_metrics, train
+from .config import BEST_BY, GENERIC_DEFAULTS, OPTIMIZERS, SCHEDULES, TrainConfig
+from .protocols import PROTOCOLS
+from .trainer import NonFiniteLoss, RunExists, TrainingError, l2_penalty, read_metrics, train
 
-__all__ = ["TrainConfig", "GENERIC_DEFAULTS", "OPTIMIZERS", "SCHEDULES", "train", "read_metrics",
-           "TrainingError", "RunExists", "NonFiniteLoss"]
+__all__ = ["TrainConfig", "GENERIC_DEFAULTS", "OPTIMIZERS", "SCHEDULES", "BEST_BY", "PROTOCOLS", "train",
+           "read_metrics", "l2_penalty", "TrainingError", "RunExists", "NonFiniteLoss"]
