@@ -42,7 +42,7 @@ def safe_globals() -> List[type]:
     return [RNN, LSTM, GRU, JANET, MGU, IndRNN, LayerNormLSTM, MinGRU, MinLSTM,
             RNNCell, LSTMCell, GRUCell, JANETCell, MGUCell, IndRNNCell, LayerNormLSTMCell, MinGRUCell, MinLSTMCell,
             LastStep, MeanPool, MaxPool, convert.TimeReversed,
-            models.RecurrentModel, models.TransformerModel, models.SinusoidalPositions]
+            models.RecurrentModel, models.LanguageModel, models.TransformerModel, models.SinusoidalPositions]
 
 
 __all__ = [

@@ -73,7 +73,7 @@ class SpecModule(nn.Module):
 
     It pickles its spec as plain values (:func:`spec_state`), so a whole-model pickle
     loads with ``torch.load(weights_only=True)`` once the module classes are allowlisted
-    (:func:`gatedrnn.safe_globals`), and it refuses ``torch.jit.script`` at once with
+    (``gatedrnn.safe_globals()``), and it refuses ``torch.jit.script`` at once with
     what to use instead.
     """
 
