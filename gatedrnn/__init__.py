@@ -4,22 +4,52 @@ Layers that are drop-ins for ``torch.nn.RNN/LSTM/GRU`` (plus JANET), single-step
 TensorFlow 1.x cells, initialisers and heads. See the README for the equations.
 """
 
+from typing import List
+
 from . import backends, cells, init
 from . import inspect
 from . import convert
-from .cell_modules import GRUCell, IndRNNCell, JANETCell, LayerNormLSTMCell, LSTMCell, MGUCell, RNNCell
+from . import models
+from .cell_modules import (GRUCell, IndRNNCell, JANETCell, LayerNormLSTMCell, LSTMCell, MGUCell, MinGRUCell,
+                           MinLSTMCell, RNNCell)
 from .heads import LastStep, MaxPool, MeanPool
-from .layers import GRU, JANET, LSTM, MGU, RNN, IndRNN, LayerNormLSTM
-from .min_rnn import MinGRU, MinGRUCell, MinLSTM, MinLSTMCell
+from .layers import GRU, JANET, LSTM, MGU, RNN, IndRNN, LayerNormLSTM, MinGRU, MinLSTM
 from .onnx_export import export_onnx
 
 __version__ = "0.1.0"
+
+
+def safe_globals() -> List[type]:
+    """Every gatedrnn class a whole-model pickle (``torch.save(model)``) may hold: the
+    layers, cells, heads, :class:`gatedrnn.convert.TimeReversed` and the models of
+    :mod:`gatedrnn.models`. A gatedrnn module pickles its cell spec as plain values,
+    so nothing internal needs allowlisting; list torch.nn's classes of the model as
+    usual.
+
+    Example::
+
+        >>> import torch, torch.nn as nn, gatedrnn as gr
+        >>> model = nn.Sequential(gr.GRU(3, 8, batch_first=True), gr.LastStep(batch_first=True),
+        ...                       nn.Linear(8, 1))
+        >>> torch.save(model, "model.pt")
+        >>> with torch.serialization.safe_globals([nn.Sequential, nn.Linear, *gr.safe_globals()]):
+        ...     model = torch.load("model.pt", weights_only=True)
+
+    (TensorFlow's cells in :mod:`gatedrnn.compat.tf` are not among them: they pickle
+    their activation function, which ``weights_only`` refuses; save their
+    ``state_dict()``.)
+    """
+    return [RNN, LSTM, GRU, JANET, MGU, IndRNN, LayerNormLSTM, MinGRU, MinLSTM,
+            RNNCell, LSTMCell, GRUCell, JANETCell, MGUCell, IndRNNCell, LayerNormLSTMCell, MinGRUCell, MinLSTMCell,
+            LastStep, MeanPool, MaxPool, convert.TimeReversed,
+            models.RecurrentModel, models.LanguageModel, models.TransformerModel, models.SinusoidalPositions]
+
 
 __all__ = [
     "RNN", "LSTM", "GRU", "JANET", "MGU", "IndRNN", "LayerNormLSTM",
     "RNNCell", "LSTMCell", "GRUCell", "JANETCell", "MGUCell", "IndRNNCell", "LayerNormLSTMCell",
     "MinGRU", "MinLSTM", "MinGRUCell", "MinLSTMCell",
     "LastStep", "MeanPool", "MaxPool",
-    "export_onnx",
-    "backends", "cells", "convert", "init", "inspect",
+    "export_onnx", "safe_globals",
+    "backends", "cells", "convert", "init", "inspect", "models",
 ]

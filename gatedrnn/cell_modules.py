@@ -8,27 +8,37 @@ tuple ``(h, c)``.
 
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from typing import ClassVar, Optional
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from .cells import (NONLINEARITIES, CellSpec, GRUSpec, IndRNNSpec, JANETSpec, LayerNormLSTMSpec, LSTMSpec,
                     MGUSpec, RNNSpec, State)
+from .layers import SpecModule, autocast_active, autocast_forward
+from .min_rnn import MinGRUSpec, MinLSTMSpec
 from .parameters import register, state_sizes
-from .validation import check_float, check_hx, check_input, check_optional_clip, check_sizes
+from .validation import check_bool, check_float, check_hx, check_input, check_optional_clip, check_sizes
 
 
-class CellBase(nn.Module):
+class CellBase(SpecModule):
     """One step of a cell; subclasses name the cell and its options."""
+
+    #: The drop-ins of torch.nn's cells accept what torch.nn accepts: zero input and
+    #: hidden sizes (an empty state); the other cells keep sizes >= 1.
+    torch_nn_ranges: ClassVar[bool] = False
+    #: Under autocast, return the autocast dtype as torch.nn's RNNCell does; the others
+    #: return the input's dtype (as torch.nn's LSTMCell and GRUCell).
+    autocast_lowers: ClassVar[bool] = False
 
     def __init__(self, spec: CellSpec, input_size: int, hidden_size: int, bias: bool = True,
                  proj_size: int = 0, peepholes: bool = False, device=None, dtype=None) -> None:
         super().__init__()
         self.spec = spec
-        self.input_size, self.hidden_size, self.proj_size = check_sizes(input_size, hidden_size, proj_size)
-        self.bias = bool(bias)
-        self.peepholes = bool(peepholes)
+        self.input_size, self.hidden_size, self.proj_size = check_sizes(
+            input_size, hidden_size, proj_size, minimum=0 if self.torch_nn_ranges else 1)
+        self.bias = check_bool("bias", bias)
+        self.peepholes = check_bool("peepholes", peepholes)
         shapes = spec.parameter_shapes(self.input_size, self.hidden_size, bias=self.bias,
                                        proj_size=self.proj_size, peepholes=self.peepholes)
         register(self, shapes, "", {"device": device, "dtype": dtype})
@@ -46,24 +56,35 @@ class CellBase(nn.Module):
             s += ", bias=False"
         return s
 
-    def _step(self, input: Tensor, hx) -> Tuple[State, bool]:
-        """-> (new state, batched)."""
-        check_input("input", input, self.input_size, (1, 2), self.weight_ih)
+    def _step(self, input: Tensor, hx) -> State:
+        """-> the new state, (B, ·) per element ((·) for unbatched input), in the
+        parameters' dtype."""
+        check_input("input", input, self.input_size, (1, 2), self.weight_ih, cell=True)
         batched = input.dim() == 2
         x = input if batched else input.unsqueeze(0)  # (B, I)
         sizes = state_sizes(len(self.spec.state_names), self.hidden_size, self.proj_size)
         if hx is None:
-            state = tuple(x.new_zeros(x.size(0), size) for size in sizes)
+            value = self.spec.initial_state
+            state = tuple(x.new_zeros((x.size(0), size)) if value == 0 else x.new_full((x.size(0), size), value)
+                          for size in sizes)
         else:
             shapes = [(x.size(0), size) if batched else (size,) for size in sizes]
-            state = check_hx(hx, shapes, self.weight_ih)
+            state = check_hx(hx, shapes, self.weight_ih, batched=batched, cell=True)
             state = state if batched else tuple(h.unsqueeze(0) for h in state)
         params = dict(self.named_parameters(recurse=False))
         inputs = {name: p for name, p in params.items() if name in self.spec.input_parameters}
         xw = self.spec.project_input(x, inputs)  # (B, G*H)
         weights = {name: p for name, p in params.items() if name not in inputs}
         new_state = self.spec.step(xw, state, weights)
-        return (new_state if batched else tuple(h.squeeze(0) for h in new_state)), batched
+        return new_state if batched else tuple(h.squeeze(0) for h in new_state)
+
+    def forward(self, input: Tensor, hx=None):
+        """``h'`` (``(h', c')`` for a cell with a cell state); see the cell's docstring."""
+        if torch._C._is_any_autocast_enabled() and autocast_active(self.weight_ih):
+            state = autocast_forward(self, self._step, input, hx)
+        else:
+            state = self._step(input, hx)
+        return state[0] if len(state) == 1 else state
 
 
 class RNNCell(CellBase):
@@ -77,6 +98,9 @@ class RNNCell(CellBase):
         torch.Size([3, 20])
     """
 
+    torch_nn_ranges = True
+    autocast_lowers = True
+
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True,
                  nonlinearity: str = "tanh", device=None, dtype=None) -> None:
         if nonlinearity not in NONLINEARITIES:
@@ -85,10 +109,6 @@ class RNNCell(CellBase):
         self.nonlinearity = nonlinearity
         super().__init__(RNNSpec(nonlinearity), input_size, hidden_size, bias,
                          device=device, dtype=dtype)
-
-    def forward(self, input: Tensor, hx: Optional[Tensor] = None) -> Tensor:
-        (h,), _ = self._step(input, hx)
-        return h
 
 
 class LSTMCell(CellBase):
@@ -102,6 +122,8 @@ class LSTMCell(CellBase):
         >>> h, c = cell(torch.randn(3, 10))
     """
 
+    torch_nn_ranges = True
+
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device=None,
                  dtype=None, *, forget_bias: float = 0.0, peepholes: bool = False,
                  cell_clip: Optional[float] = None, proj_size: int = 0,
@@ -113,10 +135,6 @@ class LSTMCell(CellBase):
                         proj_clip=check_optional_clip("proj_clip", proj_clip))
         super().__init__(spec, input_size, hidden_size, bias, proj_size, peepholes,
                          device=device, dtype=dtype)
-
-    def forward(self, input: Tensor, hx: Optional[Tuple[Tensor, Tensor]] = None) -> Tuple[Tensor, Tensor]:
-        (h, c), _ = self._step(input, hx)
-        return h, c
 
 
 class GRUCell(CellBase):
@@ -130,14 +148,12 @@ class GRUCell(CellBase):
         torch.Size([3, 20])
     """
 
+    torch_nn_ranges = True
+
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device=None,
                  dtype=None, *, reset_after: bool = True) -> None:
-        super().__init__(GRUSpec(reset_after=bool(reset_after)), input_size, hidden_size, bias,
+        super().__init__(GRUSpec(reset_after=check_bool("reset_after", reset_after)), input_size, hidden_size, bias,
                          device=device, dtype=dtype)
-
-    def forward(self, input: Tensor, hx: Optional[Tensor] = None) -> Tensor:
-        (h,), _ = self._step(input, hx)
-        return h
 
 
 class JANETCell(CellBase):
@@ -157,10 +173,6 @@ class JANETCell(CellBase):
         super().__init__(JANETSpec(beta=check_float("beta", beta)), input_size, hidden_size,
                          bias, device=device, dtype=dtype)
 
-    def forward(self, input: Tensor, hx: Optional[Tensor] = None) -> Tensor:
-        (h,), _ = self._step(input, hx)
-        return h
-
 
 class MGUCell(CellBase):
     r"""Minimal gated unit cell (see :func:`gatedrnn.cells.mgu_step`).
@@ -177,10 +189,6 @@ class MGUCell(CellBase):
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device=None,
                  dtype=None) -> None:
         super().__init__(MGUSpec(), input_size, hidden_size, bias, device=device, dtype=dtype)
-
-    def forward(self, input: Tensor, hx: Optional[Tensor] = None) -> Tensor:
-        (h,), _ = self._step(input, hx)
-        return h
 
 
 class IndRNNCell(CellBase):
@@ -200,10 +208,6 @@ class IndRNNCell(CellBase):
         spec = IndRNNSpec.from_options(nonlinearity, max_steps, recurrent_max)
         super().__init__(spec, input_size, hidden_size, bias, device=device, dtype=dtype)
 
-    def forward(self, input: Tensor, hx: Optional[Tensor] = None) -> Tensor:
-        (h,), _ = self._step(input, hx)
-        return h
-
 
 class LayerNormLSTMCell(CellBase):
     r"""Layer-normalised LSTM cell (see :class:`gatedrnn.LayerNormLSTM`).
@@ -220,6 +224,34 @@ class LayerNormLSTMCell(CellBase):
                                  eps=check_optional_clip("eps", eps))
         super().__init__(spec, input_size, hidden_size, bias, device=device, dtype=dtype)
 
-    def forward(self, input: Tensor, hx: Optional[Tuple[Tensor, Tensor]] = None) -> Tuple[Tensor, Tensor]:
-        (h, c), _ = self._step(input, hx)
-        return h, c
+
+class MinGRUCell(CellBase):
+    r"""One minGRU step (see :func:`min_gru_step`), with the parameters of one direction
+    of :class:`MinGRU` without the suffix: ``weight_ih`` (2H, I), ``bias_ih`` (2H,).
+    Input (B, I) or unbatched (I,); ``hx`` (B, H) / (H,), None meaning 0.5. Returns h'.
+
+    Example::
+
+        >>> cell, h = MinGRUCell(10, 20), None
+        >>> for x_t in torch.randn(5, 3, 10):
+        ...     h = cell(x_t, h)
+        >>> h.shape
+        torch.Size([3, 20])
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device=None, dtype=None) -> None:
+        super().__init__(MinGRUSpec(), input_size, hidden_size, bias, device=device, dtype=dtype)
+
+
+class MinLSTMCell(CellBase):
+    r"""One minLSTM step (see :func:`min_lstm_step`), parameters as :class:`MinGRUCell`
+    with three blocks (3H rows).
+
+    Example::
+
+        >>> MinLSTMCell(10, 20)(torch.randn(3, 10)).shape
+        torch.Size([3, 20])
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device=None, dtype=None) -> None:
+        super().__init__(MinLSTMSpec(), input_size, hidden_size, bias, device=device, dtype=dtype)

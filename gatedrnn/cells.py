@@ -381,6 +381,16 @@ class CellSpec:
     forget_gate: ClassVar[Optional[str]] = None
     #: The parameters of the input stage (:meth:`project_input`); the rest go to :meth:`step`.
     input_parameters: ClassVar[Tuple[str, ...]] = ("weight_ih", "bias_ih")
+    #: The value of every state element when the layer or cell is called without ``hx``.
+    initial_state: ClassVar[float] = 0.0
+    #: Inputs of up to this many features go to the native kernel raw, with the input
+    #: parameters: the kernel forms ``W_ih x + b_ih`` itself, so the (T, B, G*H)
+    #: projection and its gradient are never stored (0: never).
+    kernel_input_max: ClassVar[int] = 0
+    #: For a cell whose step is linear in its state, ``h' = a * h + b`` with a, b > 0
+    #: read from ``xw`` alone: ``log_terms(xw) -> (log a, log b)``, (..., H) each, for all
+    #: steps at once (what :mod:`gatedrnn.backends.scan` runs); None for every other cell.
+    log_terms: ClassVar[Optional[Callable[[Tensor], Tuple[Tensor, Tensor]]]] = None
 
     def __init_subclass__(cls, **kwargs) -> None:
         super().__init_subclass__(**kwargs)
@@ -390,6 +400,13 @@ class CellSpec:
     @property
     def num_gates(self) -> int:
         return len(self.gates)
+
+    @property
+    def mode(self) -> str:
+        """The cell as torch.nn's ``RNNBase.mode`` names it (``"LSTM"``, ``"GRU"``,
+        ``"RNN_TANH"``, ``"RNN_RELU"``); the other cells by their name in capitals
+        (``"JANET"``, ``"LAYERNORM_LSTM"``)."""
+        return self.name.upper().replace("-", "_")
 
     def equations(self) -> List[str]:
         """The cell's equations in plain text, one per line, with its own options."""
@@ -412,8 +429,9 @@ class CellSpec:
 
     def init_parameter_(self, name: str, parameter: Tensor, hidden_size: int) -> None:
         """Initialise one parameter (name without suffix) in place: torch.nn's
-        U(-1/sqrt(H), 1/sqrt(H)) unless the cell's paper says otherwise."""
-        bound = 1.0 / math.sqrt(hidden_size)
+        U(-1/sqrt(H), 1/sqrt(H)) unless the cell's paper says otherwise (an empty cell,
+        H = 0, has nothing to draw)."""
+        bound = 1.0 / math.sqrt(hidden_size) if hidden_size > 0 else 0.0
         with torch.no_grad():
             parameter.uniform_(-bound, bound)
 
@@ -455,6 +473,10 @@ class RNNSpec(CellSpec):
 
     def step(self, xw: Tensor, state: State, weights: Mapping[str, Tensor]) -> State:
         return (rnn_step(xw, state[0], **weights, activation=NONLINEARITIES[self.nonlinearity]),)
+
+    @property
+    def mode(self) -> str:
+        return f"RNN_{self.nonlinearity.upper()}"
 
     def kernel_options(self) -> List[float]:
         return [1.0 if self.nonlinearity == "relu" else 0.0]

@@ -1,5 +1,6 @@
 """Recurrent layers: drop-in replacements for ``torch.nn.RNN``, ``LSTM`` and ``GRU``,
-and JANET, MGU, IndRNN and the layer-normalised LSTM through the same machinery.
+and JANET, MGU, IndRNN, the layer-normalised LSTM, minGRU and minLSTM through the same
+machinery.
 
 :class:`RecurrentBase` is written once: parameters, stacking, directions, dropout
 between layers, ``batch_first``, unbatched and ``PackedSequence`` input, validation.
@@ -13,7 +14,8 @@ the backward direction runs on each sequence reversed within its own length.
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Tuple, Union
+import dataclasses
+from typing import Any, ClassVar, Dict, List, Optional, Tuple, Union
 
 import torch
 from torch import Tensor, nn
@@ -21,27 +23,91 @@ import torch.nn.functional as F
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
 
 from . import backends
-from .backends import torch_kernel
-from .cells import (NONLINEARITIES, CellSpec, GRUSpec, IndRNNSpec, JANETSpec, LayerNormLSTMSpec, LSTMSpec,
-                    MGUSpec, RNNSpec, State, ZoneoutSpec)
+from .backends import native, torch_kernel
+from .cells import (CELL_SPECS, NONLINEARITIES, CellSpec, GRUSpec, IndRNNSpec, JANETSpec, LayerNormLSTMSpec,
+                    LSTMSpec, MGUSpec, RNNSpec, State, ZoneoutSpec)
+from .min_rnn import MinGRUSpec, MinLSTMSpec
 from .sequences import reverse_within_lengths, to_time_major
-from .parameters import register, state_sizes, strip_suffix
+from .parameters import register, state_sizes
 from .validation import (
+    check_bool,
     check_dropout,
     check_float,
     check_hx,
     check_input,
     check_int,
+    check_no_projection,
     check_sizes,
     check_optional_clip,
 )
 
+TORCHSCRIPT_ADVICE = (
+    "torch.jit.script cannot compile gatedrnn's {name}: its forward is Python that TorchScript "
+    "does not follow (it checks and lays out dense, packed and unbatched input and picks the "
+    "cell's backend per call). Use torch.export.export(model, (x,)) or torch.compile for a "
+    "whole-model graph with dynamic batch and time sizes, torch.jit.trace(model, x) for a "
+    "TorchScript module of one input layout, or gr.export_onnx(model, x) for ONNX runtimes")
 
-class RecurrentBase(nn.Module):
+
+def spec_state(spec: CellSpec) -> Tuple[str, Dict[str, Any]]:
+    """A cell spec as plain values, ``(name, options)``: what a pickled module stores, so
+    that ``torch.load(weights_only=True)`` needs no gatedrnn class but the modules'."""
+    return spec.name, {field.name: getattr(spec, field.name) for field in dataclasses.fields(spec)}
+
+
+def spec_from_state(state: Tuple[str, Dict[str, Any]]) -> CellSpec:
+    """The inverse of :func:`spec_state`."""
+    name, options = state
+    return CELL_SPECS[name](**options)
+
+
+def _split_input_stage(spec: CellSpec, pairs) -> Tuple[Tuple[Tuple[str, str], ...], Tuple[Tuple[str, str], ...]]:
+    """(key, name) pairs -> (those of the input stage's parameters, the recurrent ones)."""
+    pairs = tuple(pairs)
+    return (tuple(p for p in pairs if p[0] in spec.input_parameters),
+            tuple(p for p in pairs if p[0] not in spec.input_parameters))
+
+
+class SpecModule(nn.Module):
+    """A module built around a :class:`~gatedrnn.cells.CellSpec` (the layers and cells).
+
+    It pickles its spec as plain values (:func:`spec_state`), so a whole-model pickle
+    loads with ``torch.load(weights_only=True)`` once the module classes are allowlisted
+    (``gatedrnn.safe_globals()``), and it refuses ``torch.jit.script`` at once with
+    what to use instead.
+    """
+
+    spec: CellSpec
+
+    def __getstate__(self) -> Dict[str, Any]:
+        state = self.__dict__.copy()
+        state["spec"] = spec_state(self.spec)
+        return state
+
+    def __setstate__(self, state: Dict[str, Any]) -> None:
+        super().__setstate__(dict(state, spec=spec_from_state(state["spec"])))
+
+    def __prepare_scriptable__(self):
+        raise RuntimeError(TORCHSCRIPT_ADVICE.format(name=type(self).__name__))
+
+
+class RecurrentBase(SpecModule):
     """A stack of recurrent layers of one cell; see :class:`LSTM` for the interface.
 
-    Subclasses set the cell spec and its options; everything else is here.
+    Subclasses set the cell spec and its options; everything else is here. Besides
+    torch.nn's attributes (``input_size`` ... ``proj_size``, ``all_weights``), a layer
+    has torch.nn's ``mode`` (:attr:`CellSpec.mode`), ``_flat_weights_names`` (every
+    parameter name, in registration order) and ``_flat_weights`` (the tensors those
+    names hold now: a replaced, re-parametrised or deleted parameter shows at once,
+    and the forward reads the same tensors).
     """
+
+    #: The drop-ins of torch.nn's layers accept what torch.nn accepts: ``dropout=1``.
+    #: The other layers keep dropout in [0, 1), where a stack can still learn.
+    torch_nn_ranges: ClassVar[bool] = False
+    #: Under autocast, return the autocast dtype as the torch.nn layer of this cell does
+    #: (RNN, LSTM); the others return the input's dtype (as torch.nn's GRU).
+    autocast_lowers: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -65,29 +131,42 @@ class RecurrentBase(nn.Module):
         self.spec = spec
         self.input_size, self.hidden_size, self.proj_size = check_sizes(input_size, hidden_size, proj_size)
         self.num_layers = check_int("num_layers", num_layers, 1)
-        self.bias = bool(bias)
-        self.batch_first = bool(batch_first)
-        self.dropout = check_dropout(dropout)
-        self.bidirectional = bool(bidirectional)
-        self.peepholes = bool(peepholes)
+        self.bias = check_bool("bias", bias)
+        self.batch_first = check_bool("batch_first", batch_first)
+        self.bidirectional = check_bool("bidirectional", bidirectional)
+        self.peepholes = check_bool("peepholes", peepholes)
+        self.dropout = check_dropout(dropout, closed=self.torch_nn_ranges, num_layers=self.num_layers)
         self.backend = backends.check_name(backend)
         self.zoneout = check_dropout(zoneout, "zoneout")
         self.recurrent_dropout = check_dropout(recurrent_dropout, "recurrent_dropout")
 
         factory_kwargs = {"device": device, "dtype": dtype}
-        num_directions = 2 if self.bidirectional else 1
         self._all_weights: List[List[str]] = []
         for layer in range(self.num_layers):
             layer_input = self.input_size if layer == 0 else self.output_size
-            for direction in range(num_directions):
-                suffix = f"_l{layer}" + ("_reverse" if direction == 1 else "")
+            for direction in range(self.num_directions):
                 shapes = spec.parameter_shapes(
                     layer_input, self.hidden_size,
                     bias=self.bias, proj_size=self.proj_size, peepholes=self.peepholes,
                 )
+                suffix = f"_l{layer}" + ("_reverse" if direction == 1 else "")
                 register(self, shapes, suffix, factory_kwargs)
                 self._all_weights.append([name + suffix for name in shapes])
+        #: The step functions' names of one layer and direction's parameters (every
+        #: layer and direction has the same, with its own suffix).
+        self._weight_keys: Tuple[str, ...] = tuple(shapes)
+        self._flat_weights_names: List[str] = [name for names in self._all_weights for name in names]
+        #: Per layer and direction, what each call reads: (step-function name, attribute
+        #: name) pairs of the input stage's parameters, and of the recurrent ones.
+        self._direction_names = [_split_input_stage(spec, zip(self._weight_keys, names))
+                                 for names in self._all_weights]
         self.reset_parameters()
+
+    @property
+    def mode(self) -> str:
+        """torch.nn's name of the cell (``"LSTM"``, ``"GRU"``, ``"RNN_TANH"``, ...; see
+        :attr:`gatedrnn.cells.CellSpec.mode`)."""
+        return self.spec.mode
 
     @property
     def num_directions(self) -> int:
@@ -108,22 +187,30 @@ class RecurrentBase(nn.Module):
         """Parameters grouped per layer and direction, as ``torch.nn.RNNBase``."""
         return [[getattr(self, name) for name in names] for names in self._all_weights]
 
+    @property
+    def _flat_weights(self) -> List[Optional[Tensor]]:
+        """The tensors named by ``_flat_weights_names`` now (None for a name that holds
+        nothing, as torch.nn), what the forward runs with."""
+        return [getattr(self, name, None) for name in self._flat_weights_names]
+
     def reset_parameters(self) -> None:
         """The cell's initialisation (:meth:`~gatedrnn.cells.CellSpec.init_parameter_`):
         torch.nn's U(-1/sqrt(H), 1/sqrt(H)) unless the cell's paper says otherwise."""
         for names in self._all_weights:
-            for name in names:
-                self.spec.init_parameter_(strip_suffix(name), getattr(self, name), self.hidden_size)
+            for key, name in zip(self._weight_keys, names):
+                self.spec.init_parameter_(key, getattr(self, name), self.hidden_size)
 
     def flatten_parameters(self) -> None:
         """No-op, for code written against ``torch.nn.LSTM``."""
 
+    #: The constructor options :meth:`extra_repr` shows when they differ from these.
+    _repr_defaults: ClassVar[Dict[str, Any]] = dict(
+        num_layers=1, bias=True, batch_first=False, dropout=0.0, bidirectional=False, proj_size=0,
+        peepholes=False, backend="auto", zoneout=0.0, recurrent_dropout=0.0)
+
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"
-        defaults = dict(num_layers=1, bias=True, batch_first=False, dropout=0.0,
-                        bidirectional=False, proj_size=0, peepholes=False, backend="auto",
-                        zoneout=0.0, recurrent_dropout=0.0)
-        for name, default in defaults.items():
+        for name, default in self._repr_defaults.items():
             if getattr(self, name) != default:
                 s += f", {name}={getattr(self, name)!r}"
         return s
@@ -132,37 +219,46 @@ class RecurrentBase(nn.Module):
 
     def _prepare_input(self, input) -> Tuple[Tensor, Optional[Tensor], bool]:
         """-> (x (T, B, I), lengths (B,) or None, batched)."""
+        like = self.weight_ih_l0
         if isinstance(input, PackedSequence):
-            check_input("input", input.data, self.input_size, (2,), self.weight_ih_l0)
+            check_input("input", input.data, self.input_size, (2,), like)
         else:
-            check_input("input", input, self.input_size, (2, 3), self.weight_ih_l0)
+            check_input("input", input, self.input_size, (2, 3), like)
         return to_time_major(input, self.batch_first)
 
     def _prepare_state(self, hx, batch: int, batched: bool, x: Tensor) -> Tuple[Tensor, ...]:
-        """-> one (L*D, B, ·) tensor per state element (h, and c for the LSTM)."""
+        """-> one (L*D, B, ·) tensor per state element (h, and c for the LSTM); the
+        spec's :attr:`~gatedrnn.cells.CellSpec.initial_state` where ``hx`` is None."""
         layers = self.num_layers * self.num_directions
         sizes = state_sizes(len(self.spec.state_names), self.hidden_size, self.proj_size)
         if hx is None:
-            return tuple(x.new_zeros(layers, batch, size) for size in sizes)
+            value = self.spec.initial_state
+            return tuple(x.new_zeros((layers, batch, size)) if value == 0 else x.new_full((layers, batch, size), value)
+                         for size in sizes)
         shapes = [(layers, batch, size) if batched else (layers, size) for size in sizes]
-        state = check_hx(hx, shapes, self.weight_ih_l0)
+        state = check_hx(hx, shapes, self.weight_ih_l0, batched=batched)
         return state if batched else tuple(h.unsqueeze(1) for h in state)
 
     # -- the forward pass -----------------------------------------------------------
 
+    def _direction_parameters(self, index: int) -> Tuple[Dict[str, Tensor], Dict[str, Tensor]]:
+        """The input stage's and the recurrent parameters of layer-and-direction ``index``,
+        keyed as the step functions take them: the current tensors (replaced,
+        re-parametrised or weight-dropped ones included)."""
+        input_names, recurrent_names = self._direction_names[index]
+        return ({key: getattr(self, name) for key, name in input_names},
+                {key: getattr(self, name) for key, name in recurrent_names})
+
     def _direction_inputs(self, x: Tensor, layer: int, direction: int) -> Tuple[Tensor, Dict[str, Tensor]]:
         """The input stage of all steps at once (one GEMM, :meth:`CellSpec.project_input`),
-        (T, B, G*H), and the recurrent weights of one layer and direction, keyed as the
-        step functions take them."""
-        names = self._all_weights[layer * self.num_directions + direction]
-        params = {strip_suffix(name): getattr(self, name) for name in names}
-        inputs = {name: p for name, p in params.items() if name in self.spec.input_parameters}
-        xw = self.spec.project_input(x, inputs)  # (T, B, G*H)
-        return xw, {name: p for name, p in params.items() if name not in inputs}
+        (T, B, G*H), and the recurrent weights of one layer and direction."""
+        inputs, weights = self._direction_parameters(layer * self.num_directions + direction)
+        return self.spec.project_input(x, inputs), weights
 
-    @property
     def regularising(self) -> bool:
-        """Whether zoneout or recurrent dropout applies now (training mode only)."""
+        """Whether zoneout or recurrent dropout applies now (training mode only). A method,
+        not a property: nn.Module.__getattr__ would turn an AttributeError inside a property
+        into one naming the property."""
         return self.training and (self.zoneout > 0 or self.recurrent_dropout > 0)
 
     def _regularise(self, xw: Tensor, state: State, weights: Dict[str, Tensor]):
@@ -187,38 +283,44 @@ class RecurrentBase(nn.Module):
             spec = ZoneoutSpec(cell=spec)
         return spec, xw, weights
 
-    def _time_loop(self, xw: Tensor):
-        """The backend of this run; zoneout and recurrent dropout run on the reference."""
-        if not self.regularising:
-            return backends.select(self.backend, self.spec, xw)
-        if self.backend not in ("auto", "reference"):
-            raise ValueError(f"zoneout and recurrent_dropout train on the reference backend; "
-                             f"backend={self.backend!r} cannot apply them (use backend='auto')")
-        return backends.get("reference")
-
-    def _run_direction(self, x: Tensor, state: State, lengths: Optional[Tensor],
-                       layer: int, direction: int) -> Tuple[Tensor, State]:
-        """One layer in one direction: input GEMM here, time loop in the backend."""
-        xw, weights = self._direction_inputs(x, layer, direction)
-        if direction == 1:
+    def _run_direction(self, x: Tensor, state: State, lengths: Optional[Tensor], index: int,
+                       reverse: bool, regularising: bool) -> Tuple[Tensor, State]:
+        """Layer-and-direction ``index`` (``reverse``: the backward direction): the input
+        GEMM here (or in the kernel, for narrow inputs: :attr:`CellSpec.kernel_input_max`),
+        the time loop in the backend :func:`gatedrnn.backends.select` picks. Zoneout and
+        recurrent dropout run on the reference."""
+        spec = self.spec
+        inputs, weights = self._direction_parameters(index)
+        if regularising:
+            if self.backend not in ("auto", "reference"):
+                raise ValueError(f"zoneout and recurrent_dropout train on the reference backend; "
+                                 f"backend={self.backend!r} cannot apply them (use backend='auto')")
+            backend = backends.get("reference")
+        else:
+            backend = backends.select(self.backend, spec, x, *state, *inputs.values(), *weights.values())
+        if backend is native and x.size(-1) <= spec.kernel_input_max:
+            xw, weights = x, {**inputs, **weights}  # the kernel forms W_ih x + b_ih itself
+        else:
+            xw = spec.project_input(x, inputs)  # (T, B, G*H)
+        if reverse:
             xw = reverse_within_lengths(xw, lengths)
-        backend, spec = self._time_loop(xw), self.spec
-        if self.regularising:
+        if regularising:
             spec, xw, weights = self._regularise(xw, state, weights)
         output, final = backend.run(spec, xw, state, weights, lengths)
-        if direction == 1:
+        if reverse:
             output = reverse_within_lengths(output, lengths)
         return output, final  # (T, B, H_out)
 
-    def _run_stack(self, x: Tensor, state0: State, lengths: Optional[Tensor]) -> Tuple[Tensor, State]:
+    def _run_stack(self, x: Tensor, state0: State, lengths: Optional[Tensor],
+                   regularising: bool) -> Tuple[Tensor, State]:
         """Every layer and direction through a time-loop backend, dropout between layers."""
-        finals = []
+        finals, directions = [], self.num_directions
         for layer in range(self.num_layers):
             outputs = []
-            for direction in range(self.num_directions):
-                index = layer * self.num_directions + direction
+            for direction in range(directions):
+                index = layer * directions + direction
                 output, final = self._run_direction(
-                    x, tuple(s[index] for s in state0), lengths, layer, direction)
+                    x, tuple(s[index] for s in state0), lengths, index, direction == 1, regularising)
                 outputs.append(output)
                 finals.append(final)
             x = torch.cat(outputs, dim=-1) if len(outputs) > 1 else outputs[0]  # (T, B, D*H_out)
@@ -227,13 +329,15 @@ class RecurrentBase(nn.Module):
         return x, tuple(torch.stack(parts) for parts in zip(*finals))  # (L*D, B, ·) each
 
     def _forward(self, input, hx):
-        """-> (output, state tuple of (L*D, B, ·) or (L*D, ·) tensors)."""
+        """-> (output, state tuple of (L*D, B, ·) or (L*D, ·) tensors), in the parameters'
+        dtype."""
         x, lengths, batched = self._prepare_input(input)
         state0 = self._prepare_state(hx, x.size(1), batched, x)
-        if not self.regularising and backends.uses_torch_kernel(self.backend, self, lengths):
+        regularising = self.regularising()
+        if not regularising and backends.uses_torch_kernel(self.backend, self, lengths, x, *state0):
             x, state_n = torch_kernel.run_layer(self, x, state0)
         else:
-            x, state_n = self._run_stack(x, state0, lengths)
+            x, state_n = self._run_stack(x, state0, lengths, regularising)
 
         if isinstance(input, PackedSequence):
             order = input.sorted_indices
@@ -248,6 +352,47 @@ class RecurrentBase(nn.Module):
             output = x.transpose(0, 1) if self.batch_first else x
         return output, state_n
 
+    def forward(self, input: Union[Tensor, PackedSequence], hx=None):
+        """``output, h_n`` (``output, (h_n, c_n)`` for a cell with a cell state); see the
+        layer's docstring."""
+        if torch._C._is_any_autocast_enabled() and autocast_active(self.weight_ih_l0):
+            output, state = autocast_forward(self, self._forward, input, hx)
+        else:
+            output, state = self._forward(input, hx)
+        return output, (state[0] if len(state) == 1 else state)
+
+
+def autocast_active(like: Tensor) -> bool:
+    """Whether autocast is on for the device of the parameter ``like``."""
+    return (torch._C._is_any_autocast_enabled() and like.device.type in ("cpu", "cuda", "xpu", "mps")
+            and torch.is_autocast_enabled(like.device.type))
+
+
+def autocast_forward(module: nn.Module, forward, input, hx):
+    """``forward(input, hx)`` of a layer or cell under autocast.
+
+    The recurrence runs in the parameters' dtype, autocast off, the input and state cast
+    to it: the kernels stay exact and fast, and a state is not rounded to a lower
+    precision at every step. The outputs come back in the autocast dtype where the
+    torch.nn counterpart returns it (``module.autocast_lowers``: RNN, LSTM, RNNCell),
+    else in the input's dtype (as torch.nn's GRU, LSTMCell and GRUCell).
+    """
+    like = module.weight_ih_l0 if hasattr(module, "weight_ih_l0") else module.weight_ih
+    device, dtype = like.device.type, like.dtype
+    data = input.data if isinstance(input, PackedSequence) else input
+    target = torch.get_autocast_dtype(device) if module.autocast_lowers else data.dtype
+
+    def cast(value, to):
+        if isinstance(value, PackedSequence):
+            return value._replace(data=value.data.to(to))
+        if isinstance(value, (tuple, list)):
+            return tuple(cast(v, to) for v in value)
+        return value.to(to) if isinstance(value, Tensor) and value.is_floating_point() else value
+
+    with torch.autocast(device, enabled=False):
+        result = forward(cast(input, dtype), cast(hx, dtype))
+    return cast(result, target)
+
 
 class RNN(RecurrentBase):
     r"""Elman RNN layer, a drop-in for ``torch.nn.RNN``.
@@ -258,6 +403,7 @@ class RNN(RecurrentBase):
         input_size, hidden_size, num_layers, nonlinearity (``"tanh"`` | ``"relu"``),
         bias, batch_first, dropout, bidirectional: as ``torch.nn.RNN``.
         backend: ``"auto"`` or a name from :func:`gatedrnn.backends.available`.
+        proj_size: refused, as ``torch.nn.RNN`` does (projections are the LSTM's).
 
     Shapes: input (T, B, I) ((B, T, I) with ``batch_first``), (T, I) unbatched, or a
     ``PackedSequence``; ``hx`` (L*D, B, H). Returns ``output`` (T, B, D*H) and ``h_n``
@@ -271,10 +417,14 @@ class RNN(RecurrentBase):
         (torch.Size([5, 3, 20]), torch.Size([2, 3, 20]))
     """
 
+    torch_nn_ranges = True
+    autocast_lowers = True
+
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  nonlinearity: str = "tanh", bias: bool = True, batch_first: bool = False,
                  dropout: float = 0.0, bidirectional: bool = False, device=None, dtype=None,
-                 *, backend: str = "auto") -> None:
+                 *, backend: str = "auto", proj_size: Optional[int] = None) -> None:
+        check_no_projection(proj_size)
         if nonlinearity not in NONLINEARITIES:
             raise ValueError(
                 f"nonlinearity must be one of {sorted(NONLINEARITIES)}, got {nonlinearity!r}")
@@ -282,10 +432,6 @@ class RNN(RecurrentBase):
         super().__init__(RNNSpec(nonlinearity), input_size, hidden_size, num_layers, bias,
                          batch_first, dropout, bidirectional, backend=backend,
                          device=device, dtype=dtype)
-
-    def forward(self, input: Union[Tensor, PackedSequence], hx: Optional[Tensor] = None):
-        output, (h_n,) = self._forward(input, hx)
-        return output, h_n
 
 
 class LSTM(RecurrentBase):
@@ -325,6 +471,10 @@ class LSTM(RecurrentBase):
         torch.Size([3, 5, 20])
     """
 
+    torch_nn_ranges = True
+    autocast_lowers = True
+    _repr_defaults = {**RecurrentBase._repr_defaults, "forget_bias": 0.0, "cell_clip": None, "proj_clip": None}
+
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
                  bidirectional: bool = False, proj_size: int = 0, device=None, dtype=None,
@@ -356,16 +506,6 @@ class LSTM(RecurrentBase):
     def proj_clip(self) -> Optional[float]:
         return self.spec.proj_clip
 
-    def extra_repr(self) -> str:
-        s = super().extra_repr()
-        for name in ("forget_bias", "cell_clip", "proj_clip"):
-            if getattr(self, name) not in (None, 0.0):
-                s += f", {name}={getattr(self, name)!r}"
-        return s
-
-    def forward(self, input, hx: Optional[Tuple[Tensor, Tensor]] = None):
-        output, (h_n, c_n) = self._forward(input, hx)
-        return output, (h_n, c_n)
 
 
 class GRU(RecurrentBase):
@@ -399,12 +539,15 @@ class GRU(RecurrentBase):
         >>> output, h_n = gru(torch.randn(5, 3, 10))
     """
 
+    torch_nn_ranges = True
+
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
                  bidirectional: bool = False, device=None, dtype=None,
                  *, reset_after: bool = True, zoneout: float = 0.0,
-                 recurrent_dropout: float = 0.0, backend: str = "auto") -> None:
-        super().__init__(GRUSpec(reset_after=bool(reset_after)), input_size, hidden_size,
+                 recurrent_dropout: float = 0.0, backend: str = "auto", proj_size: Optional[int] = None) -> None:
+        check_no_projection(proj_size)
+        super().__init__(GRUSpec(reset_after=check_bool("reset_after", reset_after)), input_size, hidden_size,
                          num_layers, bias, batch_first, dropout, bidirectional,
                          backend=backend, device=device, dtype=dtype,
                          zoneout=zoneout, recurrent_dropout=recurrent_dropout)
@@ -412,10 +555,6 @@ class GRU(RecurrentBase):
     @property
     def reset_after(self) -> bool:
         return self.spec.reset_after
-
-    def forward(self, input, hx: Optional[Tensor] = None):
-        output, (h_n,) = self._forward(input, hx)
-        return output, h_n
 
 
 class JANET(RecurrentBase):
@@ -458,10 +597,6 @@ class JANET(RecurrentBase):
     def beta(self) -> float:
         return self.spec.beta
 
-    def forward(self, input, hx: Optional[Tensor] = None):
-        output, (h_n,) = self._forward(input, hx)
-        return output, h_n
-
 
 class MGU(RecurrentBase):
     r"""Minimal gated unit layer (Zhou, Wu, Zhang & Zhou 2016): one forget gate.
@@ -495,10 +630,6 @@ class MGU(RecurrentBase):
         super().__init__(MGUSpec(), input_size, hidden_size, num_layers, bias, batch_first,
                          dropout, bidirectional, backend=backend, device=device, dtype=dtype,
                          zoneout=zoneout, recurrent_dropout=recurrent_dropout)
-
-    def forward(self, input, hx: Optional[Tensor] = None):
-        output, (h_n,) = self._forward(input, hx)
-        return output, h_n
 
 
 class IndRNN(RecurrentBase):
@@ -543,10 +674,6 @@ class IndRNN(RecurrentBase):
     @property
     def recurrent_max(self) -> Optional[float]:
         return self.spec.recurrent_max
-
-    def forward(self, input, hx: Optional[Tensor] = None):
-        output, (h_n,) = self._forward(input, hx)
-        return output, h_n
 
 
 class LayerNormLSTM(RecurrentBase):
@@ -594,6 +721,123 @@ class LayerNormLSTM(RecurrentBase):
     def forget_bias(self) -> float:
         return self.spec.forget_bias
 
-    def forward(self, input, hx: Optional[Tuple[Tensor, Tensor]] = None):
-        output, (h_n, c_n) = self._forward(input, hx)
-        return output, (h_n, c_n)
+
+#: A minimal RNN's modes and the backend that runs each (see :mod:`gatedrnn.min_rnn`).
+MIN_RNN_MODES: Dict[str, str] = {"auto": "auto", "fused": "native", "scan": "scan", "sequential": "reference"}
+
+
+def _check_mode(mode) -> str:
+    if not isinstance(mode, str):
+        raise TypeError(f"mode must be a str, one of {tuple(MIN_RNN_MODES)}, got {type(mode).__name__} ({mode!r})")
+    if mode not in MIN_RNN_MODES:
+        raise ValueError(f"mode must be one of {tuple(MIN_RNN_MODES)}, got {mode!r}")
+    return mode
+
+
+class MinimalRNN(RecurrentBase):
+    """A stack of minimal-RNN layers: :class:`~gatedrnn.layers.RecurrentBase` with the
+    execution ``mode`` (a backend, :data:`MIN_RNN_MODES`) in place of ``backend``; subclasses
+    name their spec class."""
+
+    spec_class: ClassVar[type]
+    _repr_defaults = dict(num_layers=1, bias=True, batch_first=False, dropout=0.0, bidirectional=False,
+                          mode="auto")
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
+                 mode: str = "auto", device=None, dtype=None) -> None:
+        super().__init__(self.spec_class(), input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, backend=MIN_RNN_MODES[_check_mode(mode)], device=device, dtype=dtype)
+        self._mode = mode
+
+    @property
+    def mode(self) -> str:
+        """``"auto"``, ``"fused"`` (the native kernel), ``"scan"`` (log-space parallel scan)
+        or ``"sequential"`` (a loop over steps); see :mod:`gatedrnn.min_rnn`. Unlike
+        torch.nn's ``mode`` (the cell's name) this is how the layer runs; it may be set."""
+        return self._mode
+
+    @mode.setter
+    def mode(self, mode: str) -> None:
+        self.backend = MIN_RNN_MODES[_check_mode(mode)]
+        self._mode = mode
+
+    @property
+    def gates(self) -> Tuple[str, ...]:
+        return self.spec.gates
+
+    @property
+    def kernel(self) -> str:
+        """The native ops' name (``torch.ops.gatedrnn.<kernel>_forward``)."""
+        return native.op_name(self.spec.name)
+
+    def step(self, xw: Tensor, h: Tensor) -> Tensor:
+        """One step in linear space: ``xw`` (B, G*H), h (B, H) -> h' (B, H)."""
+        return self.spec.step(xw, (h,), {})[0]
+
+    def resolved_mode(self, x: Tensor) -> str:
+        """The mode a run on ``x`` uses: ``auto`` becomes ``fused`` for CPU float32/64
+        tensors where the native kernels build, else ``scan``."""
+        backend = backends.resolve(self.backend, self, x)
+        return next(mode for mode, name in MIN_RNN_MODES.items() if name == backend)
+
+
+class MinGRU(MinimalRNN):
+    r"""minGRU layer (Feng et al. 2024), with the interface of ``torch.nn.GRU``.
+
+    Gate blocks z, h (``weight_ih_l{k}`` is (2H, I_k), ``bias_ih_l{k}`` (2H,)); there is
+    no ``weight_hh``/``bias_hh``: the gates read x_t only.
+
+    .. math::
+        z_t &= \sigma(W_{iz} x_t + b_{iz}) \\
+        \tilde h_t &= g(W_{i\tilde h} x_t + b_{i\tilde h}), \quad
+            g(x) = x + 0.5 \ (x \ge 0), \ \sigma(x) \ (x < 0) \\
+        h_t &= (1 - z_t) \odot h_{t-1} + z_t \odot \tilde h_t
+
+    ``hx=None`` means h_0 = g(0) = 0.5 (the paper's convention); a given ``hx`` is h_0
+    itself, any real values.
+
+    Args:
+        input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
+        device, dtype: as ``torch.nn.GRU``.
+        mode: ``"auto"`` (default), ``"fused"``, ``"scan"`` or ``"sequential"`` (see
+            :mod:`gatedrnn.min_rnn`); all give the same outputs and gradients; may be
+            changed after construction.
+
+    Shapes as :class:`gatedrnn.GRU`. Returns ``output`` (T, B, D*H) and ``h_n`` (L*D, B, H).
+
+    Example::
+
+        >>> gru = MinGRU(10, 20, num_layers=2, batch_first=True)
+        >>> output, h_n = gru(torch.randn(3, 5, 10))
+        >>> output.shape, h_n.shape
+        (torch.Size([3, 5, 20]), torch.Size([2, 3, 20]))
+    """
+
+    spec_class = MinGRUSpec
+
+
+class MinLSTM(MinimalRNN):
+    r"""minLSTM layer (Feng et al. 2024), with the interface of ``torch.nn.GRU``.
+
+    Gate blocks f, i, h (``weight_ih_l{k}`` is (3H, I_k), ``bias_ih_l{k}`` (3H,)); no
+    ``weight_hh``/``bias_hh``, and no cell state: h is the only state.
+
+    .. math::
+        f_t &= \sigma(W_{if} x_t + b_{if}), \quad i_t = \sigma(W_{ii} x_t + b_{ii}) \\
+        h_t &= \frac{f_t}{f_t + i_t} \odot h_{t-1} + \frac{i_t}{f_t + i_t} \odot
+              g(W_{i\tilde h} x_t + b_{i\tilde h})
+
+    Arguments, modes, ``hx`` (h_0 = 0.5 when None) and shapes as :class:`MinGRU`.
+
+    Example::
+
+        >>> lstm = MinLSTM(10, 20, bidirectional=True)
+        >>> output, h_n = lstm(torch.randn(5, 3, 10))
+        >>> output.shape, h_n.shape
+        (torch.Size([5, 3, 40]), torch.Size([2, 3, 20]))
+    """
+
+    spec_class = MinLSTMSpec
+
+

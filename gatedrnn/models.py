@@ -24,8 +24,7 @@ from torch import Tensor, nn
 
 from .heads import LastStep, MeanPool
 from .init import chrono_, forget_bias_
-from .layers import GRU, JANET, LSTM, MGU, RNN, IndRNN, LayerNormLSTM
-from .min_rnn import MinGRU, MinLSTM
+from .layers import GRU, JANET, LSTM, MGU, RNN, IndRNN, LayerNormLSTM, MinGRU, MinLSTM
 
 __all__ = ["CELLS", "HEADS", "REGULARISED_CELLS", "WEIGHT_INITS", "RecurrentModel", "TransformerModel",
            "build", "glorot_", "LanguageModel", "build_language_model"]

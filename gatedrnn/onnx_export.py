@@ -51,7 +51,6 @@ from torch import Tensor, nn
 from . import convert
 from .heads import LastStep, MaxPool, MeanPool, SequenceHead
 from .layers import GRU, LSTM, RNN, RecurrentBase
-from .min_rnn import MinRNNBase
 from .parameters import state_sizes, strip_suffix
 
 __all__ = ["export_onnx", "OPSET"]
@@ -229,8 +228,7 @@ def _scan_direction(g: _Graph, layer: RecurrentBase, k: int, direction: int, rev
                        dynamic=(0, 1), bind=[x])  # (T, B, G*H)
     sizes = state_sizes(len(layer.spec.state_names), layer.hidden_size, layer.proj_size)
     if states0 is None:
-        value = getattr(layer, "initial_state_value", 0.0)
-        init = [_default_state(g, x, size, value) for size in sizes]
+        init = [_default_state(g, x, size, layer.spec.initial_state) for size in sizes]
     else:
         init = [g.op("Gather", [s, g.const("index", _i64(index))], axis=0) for s in states0]
 
@@ -333,7 +331,7 @@ def export_onnx(module: nn.Module, example_input, path=None):
     else:
         recurrent, tail = module, []
     layer = recurrent.layer if isinstance(recurrent, convert.TimeReversed) else recurrent
-    if not isinstance(layer, (RecurrentBase, MinRNNBase)):
+    if not isinstance(layer, RecurrentBase):
         raise TypeError(f"module must be a gatedrnn layer, TimeReversed(layer) or "
                         f"nn.Sequential starting with one, got {type(module).__name__}")
     x_example, hx = (example_input if isinstance(example_input, (tuple, list)) else (example_input, None))
@@ -368,7 +366,7 @@ def export_onnx(module: nn.Module, example_input, path=None):
         for n, size in zip(state_names, sizes):
             name = f"{n}0"
             inputs.append(helper.make_tensor_value_info(name, _FLOAT, [depth, "state_batch", size]))
-            h0 = np.full((depth, 1, size), getattr(layer, "initial_state_value", 0.0), np.float32)
+            h0 = np.full((depth, 1, size), layer.spec.initial_state, np.float32)
             g.root.initializers.append(numpy_helper.from_array(h0, name))
             target = g.op("Concat", [g.const("depth", _i64([depth])), batch, g.const("size", _i64([size]))], axis=0)
             states0.append(g.op("Expand", [name, target]))

@@ -9,6 +9,8 @@ import torch
 from torch import Tensor
 from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 
+from .validation import InputError
+
 
 def to_time_major(input: Union[Tensor, PackedSequence], batch_first: bool,
                   name: str = "input") -> Tuple[Tensor, Optional[Tensor], bool]:
@@ -16,7 +18,8 @@ def to_time_major(input: Union[Tensor, PackedSequence], batch_first: bool,
 
     ``x`` is (T, B, F); ``lengths`` (B,) on x's device for a PackedSequence (original
     batch order), else None; ``batched`` is False for an unbatched (T, F) tensor, which
-    becomes (T, 1, F). Raises ``ValueError`` when there are no time steps.
+    becomes (T, 1, F). Raises :class:`~gatedrnn.validation.InputError` (a ``ValueError``
+    and a ``RuntimeError``) when there are no time steps.
     """
     if isinstance(input, PackedSequence):
         x, lengths = pad_packed_sequence(input)  # (T, B, F), original batch order
@@ -26,8 +29,8 @@ def to_time_major(input: Union[Tensor, PackedSequence], batch_first: bool,
     if batched and batch_first:
         x = x.transpose(0, 1)
     if x.size(0) == 0:
-        raise ValueError(f"{name} has an empty sequence: got 0 time steps "
-                         f"({name} of shape {tuple(input.shape)})")
+        raise InputError(f"{name} has an empty sequence: got 0 time steps ({name} of shape "
+                         f"{tuple(input.shape)}; Expected sequence length to be larger than 0 in RNN)")
     return x, None, batched
 
 

@@ -9,22 +9,32 @@ import gatedrnn as gr
 
 LAYERS = [gr.RNN, gr.LSTM, gr.GRU, gr.JANET]
 CELLS = [gr.RNNCell, gr.LSTMCell, gr.GRUCell, gr.JANETCell]
+# torch.nn's drop-ins accept what torch.nn accepts (issue 12): dropout=1 for the layers,
+# zero sizes for the cells (tests/test_torch_nn_contract.py compares them with torch.nn)
+TORCH_NN_LAYERS = [gr.RNN, gr.LSTM, gr.GRU]
+TORCH_NN_CELLS = [gr.RNNCell, gr.LSTMCell, gr.GRUCell]
 
 
 @pytest.mark.parametrize("cls", LAYERS + CELLS)
 def test_hidden_size_must_be_positive(cls):
-    with pytest.raises(ValueError, match=r"hidden_size must be >= 1, got 0"):
-        cls(3, 0)
+    minimum = 0 if cls in TORCH_NN_CELLS else 1
+    if minimum:
+        with pytest.raises(ValueError, match=r"hidden_size must be >= 1, got 0"):
+            cls(3, 0)
     with pytest.raises(TypeError, match=r"hidden_size must be an int, got float"):
         cls(3, 2.5)
-    with pytest.raises(ValueError, match=r"input_size must be >= 1, got -1"):
+    with pytest.raises(ValueError, match=rf"input_size must be >= {minimum}, got -1"):
         cls(-1, 4)
 
 
 @pytest.mark.parametrize("cls", LAYERS)
 @pytest.mark.parametrize("dropout", [-0.1, 1.0, 1.5])
 def test_dropout_outside_unit_interval(cls, dropout):
-    with pytest.raises(ValueError, match=rf"dropout must be in \[0, 1\), got {dropout}"):
+    interval = r"\[0, 1\]" if cls in TORCH_NN_LAYERS else r"\[0, 1\)"
+    if cls in TORCH_NN_LAYERS and dropout == 1.0:
+        assert cls(3, 4, num_layers=2, dropout=dropout).dropout == 1.0
+        return
+    with pytest.raises(ValueError, match=rf"dropout must be in {interval}, got {dropout}"):
         cls(3, 4, num_layers=2, dropout=dropout)
 
 

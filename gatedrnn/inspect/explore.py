@@ -51,9 +51,10 @@ import torch
 from torch import Tensor
 
 from ..cells import CellSpec
+from ..layers import RecurrentBase
 from ..tasks import LanguageModelTask
 from ..train.runs import LoadedRun, load_run
-from .record import RECURRENT_LAYERS, record
+from .record import record
 
 __all__ = ["DEFAULT_STEPS", "Recording", "LayerRecording", "explore", "record_run", "text_features",
            "sequence_features", "cell_diagram", "quantise", "render_page"]
@@ -320,8 +321,8 @@ def _flat(values: Tensor) -> np.ndarray:
 
 def _layer_recordings(model: torch.nn.Module, trace) -> List[LayerRecording]:
     """The trace's layers as (N, H) arrays."""
-    recurrent = next(m for m in model.modules() if isinstance(m, RECURRENT_LAYERS))
-    initial = float(getattr(recurrent, "initial_state_value", 0.0))  # the minimal RNNs' h_0
+    recurrent = next(m for m in model.modules() if isinstance(m, RecurrentBase))
+    initial = float(recurrent.spec.initial_state)  # the minimal RNNs' h_0 = 0.5
     layers = []
     for layer in trace.layers:
         quantities = {"h": _flat(layer.hidden)}
@@ -334,7 +335,7 @@ def _layer_recordings(model: torch.nn.Module, trace) -> List[LayerRecording]:
 
 
 def _check_recurrent(run: LoadedRun) -> None:
-    if not any(isinstance(m, RECURRENT_LAYERS) for m in run.model.modules()):
+    if not any(isinstance(m, RecurrentBase) for m in run.model.modules()):
         raise ValueError(f"the {run.config.cell} model of {run.run_dir} has no recurrent layer: there "
                          "are no gates or states to explore")
 

@@ -29,7 +29,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence
 
-from .record import RECURRENT_LAYERS, _call, _dense, _layer_args, _recurrent_layers, _replay
+from ..layers import RecurrentBase
+from .record import _call, _dense, _layer_args, _recurrent_layers, _replay
 
 __all__ = ["gradient_flow"]
 
@@ -38,9 +39,9 @@ def _default_loss(module: nn.Module) -> Callable[[Any], Tensor]:
     def loss(output) -> Tensor:
         if isinstance(output, tuple) and not isinstance(output, PackedSequence):
             output = output[0]
-        if isinstance(module, RECURRENT_LAYERS) and output.dim() == 3 and module.batch_first:
+        if isinstance(module, RecurrentBase) and output.dim() == 3 and module.batch_first:
             return output[:, -1].sum()
-        if isinstance(module, RECURRENT_LAYERS):
+        if isinstance(module, RecurrentBase):
             return output[-1].sum()  # (T, B, F) or unbatched (T, F)
         return output.sum()
     return loss

@@ -36,10 +36,6 @@ from torch.nn.utils.rnn import PackedSequence
 
 from ..cells import CellSpec, State
 from ..layers import RecurrentBase
-from ..min_rnn import MinRNNBase
-
-#: the layers whose steps can be replayed: every cell's, the minimal RNNs' too
-RECURRENT_LAYERS = (RecurrentBase, MinRNNBase)
 
 __all__ = ["LayerTrace", "Trace", "gate_values", "record"]
 
@@ -180,7 +176,7 @@ def _replay(layer: RecurrentBase, input: Tensor, hx, *, with_gates: bool = False
 
 
 def _recurrent_layers(module: nn.Module) -> List[Tuple[str, RecurrentBase]]:
-    return [(name, m) for name, m in module.named_modules() if isinstance(m, RECURRENT_LAYERS)]
+    return [(name, m) for name, m in module.named_modules() if isinstance(m, RecurrentBase)]
 
 
 def _call(module: nn.Module, input, hx):

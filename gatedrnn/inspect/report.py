@@ -31,11 +31,12 @@ from torch import Tensor, nn
 
 from .. import models, tasks
 from ..cells import CellSpec
+from ..layers import RecurrentBase
 from ..train import TrainConfig, read_metrics, train
 from ..train.checkpoint import BEST
 from . import plots
 from .gradflow import gradient_flow
-from .record import RECURRENT_LAYERS, record
+from .record import record
 from .summary import summary_table
 
 __all__ = ["inspect_run", "inspect_fresh"]
@@ -119,7 +120,7 @@ def _figures(loaded: _Loaded, metrics: List[Dict[str, Any]], out: Path) -> Tuple
     layer = getattr(model, "recurrent", None)
     table = None
     n = loaded.x.shape[0]
-    if isinstance(layer, RECURRENT_LAYERS):
+    if isinstance(layer, RecurrentBase):
         table = summary_table(layer)
         trace = record(model, loaded.x)[0]  # layer 0, forward direction; tensors (T, N, H)
         cell = trace.spec.name

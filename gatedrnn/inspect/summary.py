@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Dict, List
 
 from ..layers import RecurrentBase
-from .record import RECURRENT_LAYERS
+from ..layers import RecurrentBase
 
 __all__ = ["LayerRow", "layer_rows", "summary_table"]
 
@@ -38,7 +38,7 @@ def _row_parameters(layer: RecurrentBase, names: List[str]) -> int:
 
 def layer_rows(layer: RecurrentBase) -> List[LayerRow]:
     """The rows of :func:`summary_table`, in parameter registration order."""
-    if not isinstance(layer, RECURRENT_LAYERS):
+    if not isinstance(layer, RecurrentBase):
         raise TypeError(f"expected a gatedrnn recurrent layer, got {type(layer).__name__}")
     directions = layer.num_directions
     h_out = layer.real_hidden_size

@@ -31,64 +31,22 @@ def namespace(name: str) -> SimpleNamespace:
 # Each cause: (classification, what differs). "bug": gatedrnn must change (issue 12 asks
 # for torch.nn's behaviour); "allowed": a difference issue 12 accepts.
 CAUSES = {
-    "shape-error-type": (
-        "bug", "a wrong input or hx shape (size, batch, layers) raises ValueError; torch.nn "
-               "raises RuntimeError (issue 12 item 4). A wrong input batch is reported as an hx "
-               "shape error."),
-    "device-error-type": (
-        "bug", "input, hx and parameters on different devices raise ValueError; torch.nn "
-               "raises RuntimeError 'Input and parameter/hidden tensors are not at the same "
-               "device' (issue 12 item 4)"),
-    "empty-sequence-error-type": (
-        "bug", "a 0-step input raises ValueError 'input has an empty sequence'; torch.nn "
-               "raises RuntimeError 'Expected sequence length to be larger than 0' (issue 12 "
-               "item 4)"),
-    "dtype-error-type": (
-        "bug", "an input whose dtype differs from the weights' raises TypeError; torch.nn "
-               "raises ValueError 'RNN input dtype ... does not match weight dtype' (issue 12 "
-               "item 4)"),
-    "bool-args": (
-        "bug", "bias / batch_first are coerced with bool() (bias=0, batch_first='False' "
-               "accepted, 'False' becomes True); torch.nn raises TypeError 'bias should be of "
-               "type bool, got: int' (issue 12 item 4)"),
-    "dropout-type": (
-        "bug", "dropout=True / dropout='0.5' raise TypeError; torch.nn raises ValueError "
-               "'dropout should be a number in range [0, 1]'"),
-    "dropout-one": (
-        "bug", "dropout=1 is rejected (ValueError 'dropout must be in [0, 1)'); torch.nn "
-               "accepts it (issue 12 item 4)"),
-    "dropout-warning": (
-        "bug", "no UserWarning for dropout > 0 with num_layers=1 (torch.nn warns 'dropout "
-               "option adds dropout after all but last recurrent layer')"),
-    "proj-size-argument": (
-        "bug", "gr.RNN / gr.GRU have no proj_size argument: TypeError 'unexpected keyword "
-               "argument'; torch.nn raises ValueError 'proj_size argument is only supported "
-               "for LSTM, not RNN or GRU'"),
-    "zero-hidden-cell": (
-        "bug", "cells reject hidden_size=0 (ValueError 'hidden_size must be >= 1'); torch.nn "
-               "cells return a (B, 0) state (issue 12 item 4)"),
-    "flat-weights": (
-        "bug", "layers have no _flat_weights / _flat_weights_names (issue 12 item 4)"),
     "vmap-backward": (
         "bug", "vmap over the RNN/GRU backward (gradcheck's check_batched_grad, jacrev, "
                "autograd.functional.jacobian(vectorize=True)) fails: 'Batching rule not "
                "implemented for gatedrnn::rnn_backward' on the native backend, for "
                "aten::tanh_backward.grad_input on the fused one (GATEDRNN_NATIVE=0); issue 12 "
                "item 1 asks for correct results or a clear error naming the way out"),
-    "safe-globals": (
-        "bug", "torch.load(weights_only=True) of a whole pickled layer or cell needs more than "
-               "its class allowlisted (gatedrnn.cells.RNNSpec / GRUSpec / LSTMSpec are pickled "
-               "too); torch.nn needs only the class (issue 12 item 5)"),
-    "training-property": (
-        "bug", "forward reads `training` inside the `regularising` property, so a module "
-               "without `training` fails with the misleading \"'RNN' object has no attribute "
-               "'regularising'\" (nn.Module.__getattr__ masks the property's AttributeError); "
-               "torch.nn's message names 'training'"),
     "double-backward": (
         "bug", "second derivatives through gr.RNN / gr.GRU are wrong: silently zero on the "
                "native backend (its backward ops have no autograd formula; torch only warns "
                "'an autograd kernel was not registered'), a once_differentiable RuntimeError "
                "or a wrong Jacobian on the fused one (GATEDRNN_NATIVE=0); issue 12 item 1"),
+    "cell-bias-not-bool": (
+        "allowed", "PyTorch's error sample passes the nonlinearity as RNNCell's third "
+                   "positional argument, bias; torch.nn's cells take any truthy bias, gatedrnn "
+                   "requires a bool (issue 12: every bool option must be a real bool), so it "
+                   "raises TypeError 'bias should be of type bool, got: str' at construction"),
 }
 
 
