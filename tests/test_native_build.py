@@ -191,3 +191,16 @@ def test_build_and_backends_commands(capsys):
     assert "rnn" in built.split(": ")[1].split(", ") and "layernorm_lstm" in built
     assert main(["build", "--cells", "zoneout"]) == 2
     assert "no native kernel for zoneout" in capsys.readouterr().err
+
+
+def test_without_torch_extensions_dir_the_cache_is_torchs_default(tmp_path):
+    """A fresh interpreter (nothing has imported torch.utils.cpp_extension) with no
+    TORCH_EXTENSIONS_DIR: the cache is torch's default extension directory, under HOME."""
+    environment = {**os.environ, "PYTHONPATH": str(PACKAGE.parent), "HOME": str(tmp_path)}
+    for name in ("TORCH_EXTENSIONS_DIR", "XDG_CACHE_HOME"):
+        environment.pop(name, None)
+    code = "from gatedrnn.backends.native import build; print(build.cache_dir())"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env=environment, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str(tmp_path / ".cache" / "torch_extensions" / "gatedrnn")

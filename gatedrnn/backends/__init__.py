@@ -47,6 +47,7 @@ from torch.autograd import forward_ad
 
 from ..cells import CellSpec
 from . import fused, native, reference, scan, torch_kernel
+from .tracing import constant_result
 
 # The backends that run every cell, in order of preference for "auto": the fastest first.
 _BACKENDS: Dict[str, ModuleType] = {"native": native, "fused": fused, "reference": reference}
@@ -58,7 +59,7 @@ _warned = set()
 _UNTRACEABLE = {"fused"}
 
 
-@torch.compiler.assume_constant_result
+@constant_result
 def _is_available(name: str, warn: bool = False) -> bool:
     """Whether the backend ``name`` can run here, with one warning (``warn``) the first
     time it cannot; under torch.compile decided once, outside the graph (building and

@@ -37,11 +37,6 @@ CAUSES = {
                "implemented for gatedrnn::rnn_backward' on the native backend, for "
                "aten::tanh_backward.grad_input on the fused one (GATEDRNN_NATIVE=0); issue 12 "
                "item 1 asks for correct results or a clear error naming the way out"),
-    "double-backward": (
-        "bug", "second derivatives through gr.RNN / gr.GRU are wrong: silently zero on the "
-               "native backend (its backward ops have no autograd formula; torch only warns "
-               "'an autograd kernel was not registered'), a once_differentiable RuntimeError "
-               "or a wrong Jacobian on the fused one (GATEDRNN_NATIVE=0); issue 12 item 1"),
     "cell-bias-not-bool": (
         "allowed", "PyTorch's error sample passes the nonlinearity as RNNCell's third "
                    "positional argument, bias; torch.nn's cells take any truthy bias, gatedrnn "

@@ -362,8 +362,7 @@ def test_grad_batched(impl, kind):
         _gradients_check(impl, sample, torch.autograd.gradcheck, batched=True)
 
 
-@pytest.mark.parametrize("kind", _kinds(RNN=("double-backward", GradcheckError),
-                                        GRU=("double-backward", GradcheckError)))
+@pytest.mark.parametrize("kind", _kinds())
 def test_gradgrad(impl, kind):
     for sample in _covering(kind):
         _gradients_check(impl, sample, torch.autograd.gradgradcheck)

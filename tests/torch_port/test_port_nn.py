@@ -517,9 +517,7 @@ def test_matches_torch_nn_dropout_one(impl, kind, proj_size, bidirectional):
         _compare_grid(impl, kind, options, True, lengths, proj_size)
 
 
-_DOUBLE_BACKWARD_MODES = [case("RNN", id="RNN", differs="double-backward", raises=(AssertionError, RuntimeError)),
-                          case("GRU", id="GRU", differs="double-backward", raises=(AssertionError, RuntimeError)),
-                          case("LSTM", id="LSTM")]
+_DOUBLE_BACKWARD_MODES = [case("RNN", id="RNN"), case("GRU", id="GRU"), case("LSTM", id="LSTM")]
 
 
 @pytest.mark.parametrize("mode", _DOUBLE_BACKWARD_MODES)
@@ -638,8 +636,7 @@ def test_rnn_retain_variables(impl, mode):
 
 
 @pytest.mark.parametrize("mode", [case("LSTM", id="LSTM"),
-                                  case("GRU", id="GRU", differs="double-backward", raises=RuntimeError),
-                                  case("RNN", id="RNN", differs="double-backward", raises=RuntimeError)])
+                                  case("GRU", id="GRU"), case("RNN", id="RNN")])
 @pytest.mark.parametrize("bias", [True, False], ids=["bias", "nobias"])
 def test_grad_and_gradgrad(impl, mode, bias):
     """gradcheck and gradgradcheck of every output with respect to the input."""

@@ -52,6 +52,7 @@ from torch import Tensor
 from ...cells import CELL_SPECS, CellSpec, State
 from ...parameters import RECURRENT_NAMES
 from .. import reference
+from ..tracing import constant_result
 from . import build
 
 #: Cells with a kernel, by op name.
@@ -71,15 +72,6 @@ class NativeUnavailable(RuntimeError):
     """The native kernels could not be built or loaded here."""
 
 
-def _constant_result(fn):
-    """:func:`torch.compiler.assume_constant_result`: torch.compile calls ``fn`` when it
-    traces a call and puts the answer into the graph as a constant, instead of tracing
-    into the build and the loading. Sets the decorator's mark itself (the decorator
-    imports torch._dynamo, which doubles ``import gatedrnn``'s time)."""
-    fn._dynamo_marked_constant = True
-    return fn
-
-
 def unavailable_reason() -> str:
     """Why the backend cannot run here, or "" where it can (asked once per process)."""
     if _state["reason"] is None:
@@ -92,7 +84,7 @@ def unavailable_reason() -> str:
     return _state["reason"]
 
 
-@_constant_result
+@constant_result
 def is_available() -> bool:
     """The backend can run here: not turned off, and a compiler (or a kernel built
     earlier) is found. Each cell's kernel is built on its first use."""
@@ -121,7 +113,7 @@ def load(cell: str) -> None:
         raise NativeUnavailable(f"the native {cell} kernel could not be built: {cells[cell]}")
 
 
-@_constant_result
+@constant_result
 def _ready(cell: str) -> bool:
     """Whether ``cell``'s kernel is loaded, building it on first use; a kernel that cannot
     be built warns once (auto then takes the next backend). Not traced by torch.compile:

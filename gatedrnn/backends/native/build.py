@@ -71,7 +71,11 @@ def capability() -> str:
 def cache_dir() -> Path:
     """Where the libraries are kept: ``$TORCH_EXTENSIONS_DIR/gatedrnn``, else torch's
     default extension directory's ``gatedrnn`` folder."""
-    root = os.environ.get("TORCH_EXTENSIONS_DIR") or torch._appdirs.user_cache_dir(appname="torch_extensions")
+    root = os.environ.get("TORCH_EXTENSIONS_DIR")
+    if not root:
+        from torch import _appdirs  # what torch.utils.cpp_extension uses; not imported by torch itself
+
+        root = _appdirs.user_cache_dir(appname="torch_extensions")
     return Path(root) / "gatedrnn"
 
 
