@@ -199,3 +199,55 @@ def test_inspect_fresh_trains_then_reports(tmp_path):
     assert summary["epochs"] == 1 and summary["train_examples"] == 200
     page = check_report(report, "janet", GATED_FIGURES)
     assert f"test accuracy{summary['test_accuracy']:.4g}" in page.text
+
+
+def test_report_of_a_language_model_run_records_what_record_gives(tmp_path, monkeypatch, capsys):
+    """``gatedrnn inspect`` on a pysource run: the traces behind the figures equal
+    gr.inspect.record of the run's best weights, loaded independently into a language
+    model, on the starts of the test text's rows (ids, not floats)."""
+    import gatedrnn as gr
+    from safetensors.torch import load_file
+
+    from gatedrnn import models, tasks
+    from gatedrnn.inspect import plots
+
+    out = tmp_path / "run"
+    train(TrainConfig(task="pysource", cell="lstm", hidden=6, epochs=1, limit=2000, batch_size=4, seq_len=20),
+          out, progress=False)
+    seen = {}
+    for name in ("gate_heatmaps", "cell_vs_output", "gradient_flow_comparison"):
+        def spy(first, path, _name=name, _plot=getattr(plots, name)):
+            seen[_name] = first
+            return _plot(first, path)
+        monkeypatch.setattr(plots, name, spy)
+    status, _, err = _cli(capsys, "inspect", str(out), "--examples", "3")
+    assert status == 0, err
+    page = check_report(out / "inspect" / "report.html", "lstm", GATED_FIGURES)
+    assert "gatedrnn inspect: lstm on pysource" in page.text and "3 stretches of 20 characters" in page.text
+
+    task = tasks.get("pysource", seq_len=20)
+    model = models.build_language_model("lstm", task.output_size, hidden=6, t_max=20)
+    model.load_state_dict(load_file(str(out / "checkpoints" / "best.safetensors")))
+    test = task.load().test
+    stream = test.x
+    row = len(stream) // 3
+    ids = torch.stack([stream[r * row: r * row + 20] for r in range(3)])  # (3, 20)
+    expected = gr.inspect.record(model.eval(), ids)[0]
+    for trace in (seen["gate_heatmaps"], seen["cell_vs_output"]):
+        assert trace.gates.keys() == expected.gates.keys() == {"i", "f", "g", "o"}
+        for gate in expected.gates:
+            torch.testing.assert_close(trace.gates[gate], expected.gates[gate], rtol=0, atol=0)
+        torch.testing.assert_close(trace.hidden, expected.hidden, rtol=0, atol=0)  # (20, 3, 6)
+        torch.testing.assert_close(trace.cell, expected.cell, rtol=0, atol=0)
+
+    # the gradient flow of the initial weights: the seed's model, before training
+    torch.manual_seed(0)
+    initial = models.build_language_model("lstm", task.output_size, hidden=6, t_max=20).eval()
+    targets = torch.stack([test.y[r * row: r * row + 20] for r in range(3)])  # (3, 20)
+
+    def loss(output):
+        return torch.nn.functional.cross_entropy(output[0].flatten(0, 1), targets.flatten())
+
+    flows = seen["gradient_flow_comparison"]
+    torch.testing.assert_close(flows["trained"], gr.inspect.gradient_flow(model, ids, loss))
+    torch.testing.assert_close(flows["initialised (seed 0)"], gr.inspect.gradient_flow(initial, ids, loss))

@@ -18,7 +18,8 @@ from gatedrnn.tasks import text
 from gatedrnn.tasks.base import Split
 from gatedrnn.train import TrainConfig, TrainingError, read_metrics, train
 from gatedrnn.train.distributed import World
-from gatedrnn.train.tbptt import EVAL_ROWS, detach_state, evaluate_stream, language_model, stream_rows
+from gatedrnn.train.runs import build_model
+from gatedrnn.train.tbptt import EVAL_ROWS, detach_state, evaluate_stream, stream_rows
 
 TINY = dict(task="pysource", cell="lstm", hidden=12, epochs=2, limit=3000, batch_size=4, seq_len=25)
 ONE_PROCESS = World(rank=0, size=1, device=torch.device("cpu"))
@@ -161,8 +162,7 @@ def test_an_epoch_is_truncated_bptt_with_the_state_carried(tmp_path):
     train(config, tmp_path / "run", progress=False)
     task = tasks.get("pysource", seq_len=TINY["seq_len"])
     resolved = config.resolved(task.defaults)
-    torch.manual_seed(resolved.seed)
-    model = language_model(resolved, task)
+    model = build_model(resolved, task)  # seeded as the trainer seeds it
     optimizer = torch.optim.Adam(model.parameters(), lr=resolved.lr)
     train_split = task.load().head(TINY["limit"]).train
     rows = len(train_split) // TINY["batch_size"]
@@ -205,7 +205,7 @@ def test_run_directory_config_records_the_corpus_and_summary_the_baselines(tmp_p
 
     # the test score is the bits per character of the best weights on the test stream
     task = tasks.get("pysource", seq_len=TINY["seq_len"])
-    model = language_model(TrainConfig(**TINY).resolved(task.defaults), task)
+    model = build_model(TrainConfig(**TINY).resolved(task.defaults), task)
     model.load_state_dict(_weights(out / "checkpoints/best.safetensors"))
     test = task.load().head(TINY["limit"]).test
     assert summary["test_bpc"] == pytest.approx(evaluate_stream(model, task, test, ONE_PROCESS)[0], rel=1e-6)

@@ -3,7 +3,9 @@ and states did on test sequences, how far its gradients reach, and how training 
 
 :func:`inspect_run` reads a run directory written by ``gatedrnn train`` (its
 ``config.json``, ``checkpoints/best.safetensors``, ``metrics.jsonl`` and
-``summary.json``), rebuilds the model, records it on the first test sequences and
+``summary.json``), rebuilds the model (:func:`gatedrnn.train.runs.load_run`, as
+``explore`` and ``generate`` do), records it on the first test sequences (for a
+language model: stretches of the test text, as character ids) and
 writes ``report.html`` with every figure embedded as a ``data:image/png`` URI (each
 figure is also written as a PNG file beside it). :func:`inspect_fresh` trains a short
 run first (``gatedrnn inspect --task T --cell C``).
@@ -25,15 +27,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
-import torch
-from safetensors.torch import load_file
 from torch import Tensor, nn
 
-from .. import models, tasks
+from .. import tasks
 from ..cells import CellSpec
 from ..layers import RecurrentBase
 from ..train import TrainConfig, read_metrics, train
-from ..train.checkpoint import BEST
+from ..train.runs import build_model, load_run
+from ..train.tbptt import stream_rows
 from . import plots
 from .gradflow import gradient_flow
 from .record import record
@@ -51,50 +52,27 @@ class _Loaded:
     config: TrainConfig
     task: tasks.Task
     model: nn.Module
-    x: Tensor  # (N, T, I), the first test sequences
+    x: Tensor  # the first test sequences, as the model takes them: (N, T, I), or ids (N, T)
     y: Tensor  # their targets: (N,), (N, 1) or (N, T)
 
 
-def _build(config: TrainConfig, task: tasks.Task) -> nn.Module:
-    """The run's model as it was before its first step, in eval mode: the trainer seeds
-    torch's global generator with ``config.seed`` right before building, so the same
-    seed rebuilds it. The caller's random state is left as it was."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(config.seed)
-        return models.build(config.cell, task.input_size, task.output_size, hidden=config.hidden,
-                            layers=config.layers, head=config.head, dropout=config.dropout,
-                            per_step=task.per_step, t_max=task.seq_len, chrono=config.chrono,
-                            backend=config.backend, zoneout=config.zoneout,
-                            recurrent_dropout=config.recurrent_dropout).eval()
-
-
-def _read_config(run_dir: Path) -> TrainConfig:
-    path = run_dir / "config.json"
-    if not run_dir.is_dir():
-        raise FileNotFoundError(f"no run directory {run_dir}")
-    if not path.is_file():
-        raise FileNotFoundError(f"{run_dir} is not a run directory: it has no config.json "
-                                "(written by gatedrnn train)")
-    try:
-        return TrainConfig.from_dict(json.loads(path.read_text()))
-    except (ValueError, TypeError) as error:  # bad JSON, unknown or missing fields
-        raise ValueError(f"{path} is not a gatedrnn training configuration: {error}") from None
-
-
-def _load(run_dir: Path, examples: int) -> _Loaded:
-    config = _read_config(run_dir)
-    task = tasks.get(config.task, data_dir=config.data_dir, seq_len=config.seq_len, delay=config.delay)
-    config = config.resolved(task.defaults)  # a no-op for config.json, which is resolved
-    weights = run_dir / "checkpoints" / BEST
-    if not weights.is_file():
-        raise FileNotFoundError(f"{run_dir} has no checkpoints/{BEST}: the run has not finished "
-                                "its first epoch")
-    model = _build(config, task)
-    model.load_state_dict(load_file(str(weights)))
+def _test_inputs(task: tasks.Task, examples: int) -> Tuple[Tensor, Tensor]:
+    """(x, y) of the first ``examples`` test sequences. A language model's test split is
+    one stream: it is cut into ``examples`` rows as for evaluation
+    (:func:`~gatedrnn.train.tbptt.stream_rows`), and each row's first ``seq_len``
+    characters are a sequence, ids (N, T) with their next ids (N, T)."""
     test = task.load().test
     if len(test) == 0:
         raise ValueError(f"task {task.name} has no test sequences to inspect")
-    return _Loaded(config, task, model, test.x[:examples], test.y[:examples])  # (N, T, I), (N, ...)
+    if isinstance(task, tasks.LanguageModelTask):
+        x, y = stream_rows(test, min(examples, len(test)))  # (N, L)
+        return x[:, : task.seq_len], y[:, : task.seq_len]  # (N, T)
+    return test.x[:examples], test.y[:examples]  # (N, T, I), (N, ...)
+
+
+def _load(run_dir: Path, examples: int) -> _Loaded:
+    run = load_run(run_dir)
+    return _Loaded(run.config, run.task, run.model, *_test_inputs(run.task, examples))
 
 
 def _read_json(path: Path) -> Optional[Dict[str, Any]]:
@@ -146,11 +124,13 @@ def _figures(loaded: _Loaded, metrics: List[Dict[str, Any]], out: Path) -> Tuple
                    "(memory) against ones that follow the input.")
         figures.append(_Figure("cell_vs_output", Path(path), caption))
 
-        def loss(output: Tensor) -> Tensor:
+        def loss(output: Union[Tensor, Tuple[Tensor, Any]]) -> Tensor:
+            if isinstance(task, tasks.LanguageModelTask):
+                output = output[0]  # (logits (N, T, V), state)
             return task.loss(output, loaded.y)
 
         flows = {"trained": gradient_flow(model, loaded.x, loss),  # (T,)
-                 f"initialised (seed {config.seed})": gradient_flow(_build(config, task), loaded.x, loss)}
+                 f"initialised (seed {config.seed})": gradient_flow(build_model(config, task), loaded.x, loss)}
         path = plots.gradient_flow_comparison(flows, out / "gradient_flow_comparison.png")
         figures.append(_Figure("gradient_flow_comparison", Path(path), (
             "The norm of d loss / d h_t, h_t the recurrent layer's output (the top of the stack), "
@@ -252,6 +232,14 @@ def _metrics_section(config: TrainConfig, task: tasks.Task, summary: Optional[Di
     return parts
 
 
+def _inputs_described(loaded: _Loaded) -> str:
+    count, steps = loaded.x.shape[:2]
+    if isinstance(loaded.task, tasks.LanguageModelTask):
+        return (f"{count} stretches of {steps} characters of the test text (the starts of the "
+                f"{count} rows it is cut into, the state starting from zero)")
+    return f"the first {count} test sequences"
+
+
 def _page(loaded: _Loaded, run_dir: Path, figures: List[_Figure], table: Optional[str],
           summary: Optional[Dict[str, Any]], metrics: List[Dict[str, Any]]) -> str:
     config, task, model = loaded.config, loaded.task, loaded.model
@@ -261,8 +249,7 @@ def _page(loaded: _Loaded, run_dir: Path, figures: List[_Figure], table: Optiona
              f"<title>{_e(title)}</title>", f"<style>{_STYLE}</style>", "</head>", "<body>",
              f"<h1>{_e(title)}</h1>",
              f"<p>Run directory: <code>{_e(run_dir)}</code>. Task: {_e(task.description)}. "
-             f"Figures use the first {loaded.x.shape[0]} test sequences and the best-validation "
-             f"weights.</p>",
+             f"Figures use {_e(_inputs_described(loaded))} and the best-validation weights.</p>",
              "<h2>Model</h2>"]
     if table is None:
         parts.append(f"<p>The {_e(config.cell)} model has no recurrent layer, so there are no "
@@ -274,7 +261,9 @@ def _page(loaded: _Loaded, run_dir: Path, figures: List[_Figure], table: Optiona
         readout = f"Linear({model.readout.in_features}, {model.readout.out_features})"
         layout = (f"then {readout} at every step" if model.head is None
                   else f"then {type(model.head).__name__} (head {config.head}), then {readout}")
-        parts.append(f"<p>The recurrent layer, {_e(layout)}.</p>")
+        inputs = (f"One-hot ids of the {task.output_size} characters into the recurrent layer"
+                  if isinstance(task, tasks.LanguageModelTask) else "The recurrent layer")
+        parts.append(f"<p>{_e(inputs)}, {_e(layout)}.</p>")
     parts.append(f"<p>Parameters in all: {parameters}.</p>")
     if table is not None:
         parts += _cell_section(model.recurrent.spec)
@@ -297,7 +286,9 @@ def inspect_run(run_dir: PathLike, out: Optional[PathLike] = None, examples: int
             ``summary.json`` when present).
         out: where to write (default ``run_dir/inspect``), created if missing.
         examples: how many test sequences (the first ones, x (N, T, I)) to record; the
-            heatmaps and state plots show the first of them.
+            heatmaps and state plots show the first of them. For a language model (task
+            ``pysource``) the test text is cut into ``examples`` rows and the first
+            ``seq_len`` characters of each are recorded, ids (N, T).
 
     Returns:
         The path of ``report.html``. Beside it: ``gate_heatmaps.png`` (layer 0,

@@ -1,8 +1,11 @@
 """Reading a run directory back: its configuration, its task and its best-validation model.
 
-What ``gatedrnn generate`` and ``gatedrnn explore`` start from. The model is rebuilt as
-the trainer built it (the same seed, so also its initial weights), then given the
-weights of ``checkpoints/best.safetensors``, in eval mode.
+What ``gatedrnn generate``, ``gatedrnn explore`` and ``gatedrnn inspect`` start from.
+:func:`new_model` is the one place a configuration becomes a model: the trainer calls
+it right after seeding torch with ``config.seed``, and :func:`build_model` does the
+same in a forked random state, so it rebuilds a run's initial weights exactly.
+:func:`load_run` gives that model the weights of ``checkpoints/best.safetensors``, in
+eval mode.
 
 Example::
 
@@ -28,7 +31,7 @@ from .. import models, tasks
 from .checkpoint import BEST
 from .config import TrainConfig
 
-__all__ = ["LoadedRun", "read_config", "build_model", "load_run"]
+__all__ = ["LoadedRun", "read_config", "new_model", "build_model", "load_run"]
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -59,21 +62,41 @@ def read_config(run_dir: PathLike) -> TrainConfig:
         raise ValueError(f"{path} is not a gatedrnn training configuration: {error}") from None
 
 
+def new_model(config: TrainConfig, task: tasks.Task) -> nn.Module:
+    """The untrained model that the resolved ``config`` trains on ``task``, in train mode,
+    its initial weights drawn from torch's global generator: a
+    :class:`~gatedrnn.models.LanguageModel` (:func:`~gatedrnn.models.build_language_model`)
+    for a :class:`~gatedrnn.tasks.LanguageModelTask`, else :func:`gatedrnn.models.build`'s
+    model, with every model option of :class:`TrainConfig`."""
+    options = dict(hidden=config.hidden, layers=config.layers, dropout=config.dropout, t_max=task.seq_len,
+                   chrono=config.chrono, backend=config.backend, zoneout=config.zoneout,
+                   recurrent_dropout=config.recurrent_dropout, output_dropout=config.output_dropout,
+                   weight_init=config.weight_init, forget_bias_init=config.forget_bias_init,
+                   chrono_t_max=config.chrono_t_max)
+    if isinstance(task, tasks.LanguageModelTask):
+        return models.build_language_model(config.cell, task.output_size, **options)
+    return models.build(config.cell, task.input_size, task.output_size, head=config.head,
+                        per_step=task.per_step, **options)
+
+
 def build_model(config: TrainConfig, task: tasks.Task) -> nn.Module:
-    """The model ``config`` trains on ``task``, as it was before its first step (the
-    trainer seeds torch with ``config.seed`` right before building), in eval mode. The
-    caller's random state is left as it was."""
+    """:func:`new_model` as the trainer made it before its first step (it seeds torch with
+    ``config.seed`` right before building), in eval mode. The caller's random state is
+    left as it was.
+
+    Example::
+
+        >>> from gatedrnn import tasks
+        >>> from gatedrnn.train import TrainConfig
+        >>> task = tasks.get("adding")
+        >>> config = TrainConfig(task="adding", cell="janet", hidden=8).for_task(task)
+        >>> first, again = build_model(config, task), build_model(config, task)
+        >>> all(torch.equal(a, b) for a, b in zip(first.parameters(), again.parameters()))
+        True
+    """
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
-        if isinstance(task, tasks.LanguageModelTask):
-            from .tbptt import language_model
-
-            return language_model(config, task).eval()
-        return models.build(config.cell, task.input_size, task.output_size, hidden=config.hidden,
-                            layers=config.layers, head=config.head, dropout=config.dropout,
-                            per_step=task.per_step, t_max=task.seq_len, chrono=config.chrono,
-                            backend=config.backend, zoneout=config.zoneout,
-                            recurrent_dropout=config.recurrent_dropout).eval()
+        return new_model(config, task).eval()
 
 
 def load_run(run_dir: PathLike) -> LoadedRun:

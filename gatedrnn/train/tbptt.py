@@ -37,13 +37,14 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
-from ..models import LanguageModel, LayerState, build_language_model
+from ..models import LayerState
 from ..tasks import LanguageModelTask, Split
 from .config import TrainConfig
 from .distributed import World, all_sum, any_true
+from .runs import new_model
 from .trainer import NonFiniteLoss, TrainingError, _optimizer, _Run, _scheduler, _summary_writer, l2_penalty
 
-__all__ = ["EVAL_ROWS", "StreamRun", "stream_rows", "detach_state", "language_model", "evaluate_stream"]
+__all__ = ["EVAL_ROWS", "StreamRun", "stream_rows", "detach_state", "evaluate_stream"]
 
 #: rows the held-out streams are cut into for evaluation
 EVAL_ROWS = 32
@@ -61,16 +62,6 @@ def stream_rows(split: Split, rows: int) -> Tuple[Tensor, Tensor]:
 def detach_state(state: LayerState) -> LayerState:
     """The state cut from the graph of the chunk that produced it."""
     return tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
-
-
-def language_model(config: TrainConfig, task: LanguageModelTask) -> LanguageModel:
-    """The model a resolved configuration trains on a language-model task."""
-    return build_language_model(
-        config.cell, task.output_size, hidden=config.hidden, layers=config.layers, dropout=config.dropout,
-        t_max=task.seq_len, chrono=config.chrono, backend=config.backend, zoneout=config.zoneout,
-        recurrent_dropout=config.recurrent_dropout, output_dropout=config.output_dropout,
-        weight_init=config.weight_init, forget_bias_init=config.forget_bias_init,
-        chrono_t_max=config.chrono_t_max)
 
 
 def evaluate_stream(model: nn.Module, task: LanguageModelTask, split: Split, world: World,
@@ -100,8 +91,8 @@ class StreamRun(_Run):
                  progress: bool, tensorboard: bool) -> None:
         self.config, self.task, self.splits, self.out, self.world = config, task, splits, out, world
         self.progress = progress and world.is_main
-        torch.manual_seed(config.seed)
-        self.model = language_model(config, task).to(world.device)
+        torch.manual_seed(config.seed)  # the initial weights, then dropout, draw from it
+        self.model = new_model(config, task).to(world.device)
         self.batch_size = config.batch_size // world.size
         try:
             x, y = stream_rows(splits.train, config.batch_size)  # (B, N // B)

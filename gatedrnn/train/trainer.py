@@ -51,11 +51,12 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DistributedSampler
 from tqdm.auto import tqdm
 
-from .. import __version__, backends, models, tasks
+from .. import __version__, backends, tasks
 from ..tasks import Split, Task
 from . import checkpoint
 from .config import GENERIC_DEFAULTS, TASK_OPTIONS, TrainConfig
 from .distributed import World, all_sum, any_true, gather_objects, setup, teardown
+from .runs import new_model
 
 __all__ = ["TrainingError", "RunExists", "NonFiniteLoss", "train", "read_metrics", "l2_penalty",
            "reuse_freed_memory"]
@@ -186,14 +187,8 @@ class _Run:
                  progress: bool, tensorboard: bool) -> None:
         self.config, self.task, self.splits, self.out, self.world = config, task, splits, out, world
         self.progress = progress and world.is_main
-        torch.manual_seed(config.seed)
-        self.model = models.build(
-            config.cell, task.input_size, task.output_size, hidden=config.hidden, layers=config.layers,
-            head=config.head, dropout=config.dropout, per_step=task.per_step, t_max=task.seq_len,
-            chrono=config.chrono, backend=config.backend,
-            zoneout=config.zoneout, recurrent_dropout=config.recurrent_dropout,
-            output_dropout=config.output_dropout, weight_init=config.weight_init,
-            forget_bias_init=config.forget_bias_init, chrono_t_max=config.chrono_t_max).to(world.device)
+        torch.manual_seed(config.seed)  # the initial weights, then dropout, draw from it
+        self.model = new_model(config, task).to(world.device)
         self.batch_size = config.batch_size // world.size
         self.sampler = DistributedSampler(range(len(splits.train)), num_replicas=world.size,
                                           rank=world.rank, shuffle=True, seed=config.seed)
