@@ -6,7 +6,10 @@ themselves differentiable: with ``create_graph=True`` they recompute the run thr
 reference loop. Checked: the double-backward gradients of a gradient-penalty loss (with
 respect to the parameters, the input and the initial state) for every cell and every
 backend that runs it, dense and packed, one and two layers, bidirectional; gradgradcheck
-on small shapes; forward-mode AD on a native op is an error, never zeros."""
+on small shapes; vmap over the backward (jacrev, gradcheck's batched gradients);
+forward-mode AD on a native op is an error, never zeros."""
+
+import warnings
 
 import pytest
 import torch
@@ -124,6 +127,31 @@ def test_gradgradcheck(backend, name, spec, options):
         return (output, *final)
 
     assert torch.autograd.gradgradcheck(fn, (first, *state, *weights.values()), eps=1e-6, atol=1e-5)
+
+
+@pytest.mark.parametrize("vmap", [torch.func.vmap, torch._vmap_internals.vmap], ids=["func", "legacy"])
+@pytest.mark.parametrize("name, spec, options", SPECS, ids=[s[0] for s in SPECS])
+def test_vmap_over_the_backward_matches_reference(backend, name, spec, options, vmap):
+    """vmap over the vector-Jacobian product (jacrev, gradcheck's check_batched_grad: the
+    legacy vmap) gives the rows the reference loop gives one at a time."""
+    skip_unless_runs(backend, spec, options)
+    first, state, weights = backend_inputs(spec, 4, 3, H, options)
+    lengths = torch.tensor([4, 2, 1])
+    leaves = [first, *state, *weights.values()]
+    output, final = runs(backend)(spec, first, state, weights, lengths)
+    expected_output, expected_final = reference_run(spec, first, state, weights, lengths)
+    cotangents = torch.randn(3, *output.shape, dtype=F64, generator=torch.Generator().manual_seed(3))
+
+    def vjp(outputs, v):
+        return torch.autograd.grad(outputs, leaves, v, retain_graph=True, allow_unused=True)
+
+    with warnings.catch_warnings():  # the legacy vmap asks for torch.vmap
+        warnings.simplefilter("ignore", FutureWarning)
+        batched = vmap(lambda v: vjp(output, v))(cotangents)
+    for k, v in enumerate(cotangents):
+        for label, got, want in zip(["xw", "state", *weights], batched, vjp(expected_output, v)):
+            want = torch.zeros_like(leaves[0] if got is None else got[k]) if want is None else want
+            torch.testing.assert_close(got[k], want, rtol=1e-9, atol=1e-12, msg=f"row {k}, gradient of {label}")
 
 
 @pytest.mark.usefixtures("native_backend")

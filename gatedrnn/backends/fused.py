@@ -686,7 +686,7 @@ class _FusedRecurrence(torch.autograd.Function):
         lengths, xw, h0, c0, hseq, cs, *rest = ctx.saved_tensors
         saved, weights = tuple(rest[:ctx.num_saved]), rest[ctx.num_saved:]
         w = dict(zip(WEIGHT_NAMES, weights))
-        if torch.is_grad_enabled():  # create_graph=True
+        if reference.backward_must_recompute(doutputs, *dfinal):  # create_graph=True, or vmap over the backward
             state0 = (h0,) if c0 is None else (h0, c0)
             present = {name: value for name, value in w.items() if value is not None}
             grad_xw, grad_state, grads = reference.recompute_grads(

@@ -57,6 +57,21 @@ def run(
     return torch.stack(outputs), state  # (T, B, H_out)
 
 
+# torch._vmap_internals.vmap's batched tensors (gradcheck's check_batched_grad runs
+# the backward under it); torch.func.vmap shows as an active functorch transform instead.
+_LEGACY_BATCHED = torch._C._parse_dispatch_key("Batched")
+
+
+def backward_must_recompute(*grads: Optional[Tensor]) -> bool:
+    """Whether a hand-written backward (the native ops', the fused backend's), given the
+    incoming gradients ``grads``, must give way to :func:`recompute_grads`: autograd wants
+    a gradient it can differentiate again (``create_graph=True``: double backward, gradient
+    penalties), or the backward runs under vmap (``torch.func.vmap`` over it, ``jacrev``,
+    gradcheck's batched gradients), whose batching rules the kernels do not have."""
+    return (torch.is_grad_enabled() or torch._C._are_functorch_transforms_active()
+            or any(g is not None and torch._C._dispatch_keys(g).has(_LEGACY_BATCHED) for g in grads))
+
+
 def recompute_grads(
     spec: CellSpec,
     xw: Tensor,

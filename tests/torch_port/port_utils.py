@@ -31,12 +31,6 @@ def namespace(name: str) -> SimpleNamespace:
 # Each cause: (classification, what differs). "bug": gatedrnn must change (issue 12 asks
 # for torch.nn's behaviour); "allowed": a difference issue 12 accepts.
 CAUSES = {
-    "vmap-backward": (
-        "bug", "vmap over the RNN/GRU backward (gradcheck's check_batched_grad, jacrev, "
-               "autograd.functional.jacobian(vectorize=True)) fails: 'Batching rule not "
-               "implemented for gatedrnn::rnn_backward' on the native backend, for "
-               "aten::tanh_backward.grad_input on the fused one (GATEDRNN_NATIVE=0); issue 12 "
-               "item 1 asks for correct results or a clear error naming the way out"),
     "cell-bias-not-bool": (
         "allowed", "PyTorch's error sample passes the nonlinearity as RNNCell's third "
                    "positional argument, bias; torch.nn's cells take any truthy bias, gatedrnn "

@@ -353,8 +353,7 @@ def test_grad(impl, kind):
         _gradients_check(impl, sample, torch.autograd.gradcheck, partials)
 
 
-@pytest.mark.parametrize("kind", _kinds(RNN=("vmap-backward", GradcheckError),
-                                        GRU=("vmap-backward", GradcheckError)))
+@pytest.mark.parametrize("kind", _kinds())
 def test_grad_batched(impl, kind):
     """check_batched_grad: the backward under vmap (what jacrev and
     autograd.functional.jacobian(vectorize=True) run)."""

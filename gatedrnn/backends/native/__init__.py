@@ -195,7 +195,7 @@ def _make_backward(cell: str):
         rest = tensors[num_state + num_weights:]
         lengths = rest.pop(0) if has_lengths else None
         out, saved = rest[0], rest[1:]
-        if torch.is_grad_enabled():  # create_graph=True: gradients that are differentiable
+        if reference.backward_must_recompute(grad_output, *grad_final):  # create_graph=True, or vmap over the backward
             grad_xw, grad_state, grad_weights = _differentiable_grads(
                 cell, ctx, xw, state, weights, lengths, grad_output, grad_final)
         else:
