@@ -102,17 +102,12 @@ def test_torchscript_refuses_at_once_with_what_to_use(make):
         torch.jit.script(make())
 
 
-NATIVE_TRACE = [
-    pytest.mark.xfail(gr.backends.native.is_available(), strict=True,
-                      reason="native.run bakes save=torch.is_grad_enabled() into the trace and the "
-                             "checker re-traces under no_grad (asked of the native developer)"),
-    pytest.mark.skipif(not gr.backends.native.is_available(),
-                       reason="without the native kernels the fused backend's Python time loop is "
-                              "traced: the trace is one sequence length's"),
-]
+NATIVE_TRACE = pytest.mark.skipif(not gr.backends.native.is_available(),
+                                  reason="without the native kernels the fused backend's Python time loop "
+                                         "is traced: the trace is one sequence length's")
 
 
-@pytest.mark.parametrize("name", ["lstm", pytest.param("gru", marks=NATIVE_TRACE), pytest.param("mingru", marks=NATIVE_TRACE[0]),
+@pytest.mark.parametrize("name", ["lstm", pytest.param("gru", marks=NATIVE_TRACE), "mingru",
                                   pytest.param("layernorm-lstm", marks=NATIVE_TRACE)])
 def test_jit_trace_equals_eager(name):
     eager = model(name)

@@ -160,7 +160,10 @@ def run(spec: CellSpec, xw: Tensor, state: State, weights: Mapping[str, Tensor],
         raise NotImplementedError(
             f"the native {cell} kernel has no forward-mode AD (torch.func.jvp, torch.autograd.forward_ad); "
             f"run the layer with backend='reference' for forward-mode derivatives")
-    save = torch.is_grad_enabled() and any(t.requires_grad for t in (xw, *state, *ordered))
+    # a trace must not depend on the grad mode (torch.jit.trace's checker re-runs it under
+    # no_grad): it saves, and a backward of an untraced call saved only when needed
+    save = torch.jit.is_tracing() or (torch.is_grad_enabled()
+                                      and any(t.requires_grad for t in (xw, *state, *ordered)))
     output, final, _ = forward(xw, list(state), ordered, slots, lengths, spec.kernel_options(), save)
     return output, tuple(final)
 
