@@ -165,7 +165,7 @@ def _compare(args: argparse.Namespace) -> int:
 
     def job() -> None:
         compare(args.task, cells, args.seeds, out, epochs=args.epochs, command=command,
-                **_config_options(args))
+                jobs=os.cpu_count() or 1 if args.jobs is None else args.jobs, **_config_options(args))
         print((Path(out) / "results.md").read_text())
         print(f"written: {out}/results.md, results.csv, curves.png")
 
@@ -367,6 +367,9 @@ def build_parser() -> argparse.ArgumentParser:
                            help="seeds 0..N-1 per cell")
     comparing.add_argument("--out", help="directory of the runs and reports (default runs/compare-TASK); "
                                          "finished runs in it are reused")
+    comparing.add_argument("--jobs", type=int,
+                           help="runs that train at a time, each in its own process with its share of "
+                                "the cores (default: one per CPU; 1 runs them one after the other)")
     _add_training_options(comparing)
     comparing.set_defaults(handler=_compare)
 

@@ -216,6 +216,28 @@ def test_compare_writes_reports_and_reuses_finished_runs(tmp_path, capsys):
     assert (tmp_path / "gru-seed0" / "metrics.jsonl").read_text() == before
 
 
+def test_compare_side_by_side_gives_the_runs_of_one_after_the_other(tmp_path):
+    """jobs=2: each run in a process of its own; the same runs (seeded, one thread each)
+    as jobs=1 with one thread, reported in the order cell by cell."""
+    options = dict(hidden=8, limit=100, backend="fused")
+    torch_threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        alone = compare("mnist1d", ["janet", "gru"], 1, tmp_path / "alone", epochs=2, progress=False, **options)
+    finally:
+        torch.set_num_threads(torch_threads)
+    side = compare("mnist1d", ["janet", "gru"], 1, tmp_path / "side", epochs=2, progress=False, jobs=2, **options)
+    assert [(s["cell"], s["seed"]) for s in side] == [("janet", 0), ("gru", 0)]
+    for a, b in zip(alone, side):
+        assert b["test_accuracy"] == a["test_accuracy"]
+        assert read_metrics(tmp_path / "side" / f"{b['cell']}-seed0")[-1]["train_loss"] == pytest.approx(
+            read_metrics(tmp_path / "alone" / f"{a['cell']}-seed0")[-1]["train_loss"], rel=1e-6)
+    threads = max(1, os.cpu_count() // 2)
+    assert f"2 runs at a time, {threads} thread(s) each" in (tmp_path / "side" / "results.md").read_text()
+    with pytest.raises(ValueError, match="jobs must be an integer >= 1, got 0"):
+        compare("mnist1d", ["janet"], 1, tmp_path / "bad", epochs=1, jobs=0, **options)
+
+
 def test_tensorboard_scalars(tmp_path):
     pytest.importorskip("tensorboard")
     train(TrainConfig(**TINY), tmp_path / "r", tensorboard=True, progress=False)

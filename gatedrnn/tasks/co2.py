@@ -29,8 +29,9 @@ def weekly_co2() -> np.ndarray:
     try:
         from statsmodels.datasets import co2
     except ImportError as error:
-        raise DataUnavailable("task co2 needs statsmodels, which bundles the series: "
-                              "pip install statsmodels") from error
+        raise DataUnavailable("task co2 needs statsmodels, which bundles the series: install it "
+                              "with the co2 extra: pip install 'gatedrnn[co2]' (or: pip install "
+                              "statsmodels)") from error
     return co2.load_pandas().data["co2"].interpolate().to_numpy()
 
 
