@@ -9,7 +9,8 @@ JANET, the LSTM and the GRU at ``--protocol janet-paper``.
 
 ``run`` calls ``gatedrnn compare`` once per task (``smnist5k`` and ``pmnist5k``, seeds
 0..2; ``pfmnist``, one seed, when the Fashion-MNIST files are in ``--fashion-dir``), each
-process on one thread (``OMP_NUM_THREADS=1``), ``--jobs`` of them at a time. The runs go
+process on one thread (``OMP_NUM_THREADS=1``), ``--jobs`` of them at a time, each training
+``--runs-per-task`` runs side by side (``compare --jobs``; default 1). The runs go
 to ``--runs/<task>``: run the same command again after an interruption and the finished
 runs are reused, the others resume from their last epoch; run it again with a larger
 ``--epochs`` and every run goes on from where it stopped (the preset's learning rate is
@@ -67,7 +68,8 @@ def _fashion_available(directory: str) -> bool:
 def _compare(task: str, seeds: int, epochs: int, args: argparse.Namespace) -> Path:
     out = Path(args.runs) / task
     command = [sys.executable, "-m", "gatedrnn", "compare", "--protocol", "janet-paper", "--task", task,
-               "--cells", args.cells, "--seeds", str(seeds), "--epochs", str(epochs), "--out", str(out)]
+               "--cells", args.cells, "--seeds", str(seeds), "--epochs", str(epochs), "--out", str(out),
+               "--jobs", str(args.runs_per_task)]
     if task == "pfmnist":
         command += ["--data-dir", args.fashion_dir]
     if args.limit:
@@ -282,6 +284,8 @@ def main() -> int:
     running.add_argument("--cells", default=",".join(CELLS))
     running.add_argument("--seeds", type=int, default=3)
     running.add_argument("--jobs", type=int, default=1, help="compare processes at a time (one per task)")
+    running.add_argument("--runs-per-task", type=int, default=1,
+                         help="runs each compare process trains at a time (its --jobs), one thread each")
     running.add_argument("--limit", type=int, help="only the first N examples of each split (smoke runs)")
     running.add_argument("--fashion-dir", default=FASHION_DIR, help="the Fashion-MNIST IDX files, for pfmnist")
     running.add_argument("--runs", default="runs/janet-paper", help="where the run directories go")
