@@ -21,8 +21,8 @@ __version__ = "0.1.0"
 
 def safe_globals() -> List[type]:
     """Every gatedrnn class a whole-model pickle (``torch.save(model)``) may hold: the
-    layers, cells, heads, :class:`gatedrnn.convert.TimeReversed` and the models of
-    :mod:`gatedrnn.models`. A gatedrnn module pickles its cell spec as plain values,
+    layers, cells, heads, :class:`gatedrnn.convert.TimeReversed`, the models of
+    :mod:`gatedrnn.models` and TensorFlow's cells of :mod:`gatedrnn.compat.tf`. A gatedrnn module pickles its cell spec as plain values,
     so nothing internal needs allowlisting; list torch.nn's classes of the model as
     usual.
 
@@ -35,14 +35,16 @@ def safe_globals() -> List[type]:
         >>> with torch.serialization.safe_globals([nn.Sequential, nn.Linear, *gr.safe_globals()]):
         ...     model = torch.load("model.pt", weights_only=True)
 
-    (TensorFlow's cells in :mod:`gatedrnn.compat.tf` are not among them: they pickle
-    their activation function, which ``weights_only`` refuses; save their
-    ``state_dict()``.)
+    A TensorFlow cell pickles a tanh or relu activation by name; any other activation
+    function is pickled as itself and must be allowlisted too.
     """
+    from .compat import tf
+
     return [RNN, LSTM, GRU, JANET, MGU, IndRNN, LayerNormLSTM, MinGRU, MinLSTM,
             RNNCell, LSTMCell, GRUCell, JANETCell, MGUCell, IndRNNCell, LayerNormLSTMCell, MinGRUCell, MinLSTMCell,
             LastStep, MeanPool, MaxPool, convert.TimeReversed,
-            models.RecurrentModel, models.LanguageModel, models.TransformerModel, models.SinusoidalPositions]
+            models.RecurrentModel, models.LanguageModel, models.TransformerModel, models.SinusoidalPositions,
+            tf.BasicRNNCell, tf.BasicLSTMCell, tf.LSTMCell, tf.GRUCell]
 
 
 __all__ = [

@@ -12,6 +12,7 @@ from torch import nn
 
 import gatedrnn as gr
 from gatedrnn import models
+from gatedrnn.compat import tf
 
 
 class RNNModel(nn.Module):
@@ -79,7 +80,13 @@ MODULES = {
     "lstm-cell": lambda: gr.LSTMCell(3, 4, peepholes=True, forget_bias=0.5),
     "mingru-cell": lambda: gr.MinGRUCell(3, 4),
     "time-reversed": lambda: gr.convert.TimeReversed(gr.RNN(3, 4, nonlinearity="relu")),
+    "tf-basic-lstm": lambda: tf.BasicLSTMCell(4, 3, forget_bias=0.5),
+    "tf-lstm-peepholes-projection": lambda: tf.LSTMCell(4, 3, use_peepholes=True, cell_clip=1.0, num_proj=2),
+    "tf-gru": lambda: tf.GRUCell(4, 3),
+    "tf-basic-rnn-relu": lambda: tf.BasicRNNCell(4, 3, activation=torch.relu),
+    "tf-basic-rnn-tanh-module": lambda: tf.BasicRNNCell(4, 3, activation=nn.Tanh()),
 }
+SINGLE_STEP = ("mgu-cell", "lstm-cell", "mingru-cell")
 
 
 @pytest.mark.parametrize("name", MODULES)
@@ -88,18 +95,24 @@ def test_a_module_needs_only_its_own_classes(name):
     module = MODULES[name]().eval()
     classes = [type(m) for m in module.modules()]
     loaded = save_and_load(module, classes)
-    x = torch.randn(5, 2, 3) if name not in ("mgu-cell", "lstm-cell", "mingru-cell") else torch.randn(2, 3)
-    for got, expected in zip(torch.utils._pytree.tree_leaves(loaded(x)), torch.utils._pytree.tree_leaves(module(x))):
+    if name.startswith("tf-"):  # TF's call: (inputs, state) -> (output, new state)
+        x = torch.randn(2, 3)
+        calls = loaded(x, loaded.zero_state(2)), module(x, module.zero_state(2))
+        assert loaded.activation is module.activation or type(loaded.activation) is type(module.activation)
+    else:
+        x = torch.randn(5, 2, 3) if name not in SINGLE_STEP else torch.randn(2, 3)
+        calls = loaded(x), module(x)
+    for got, expected in zip(*map(torch.utils._pytree.tree_leaves, calls)):
         torch.testing.assert_close(got, expected, rtol=0, atol=0)
     assert [type(m) for m in loaded.modules()] == classes
     assert getattr(loaded, "spec", None) == getattr(module, "spec", None)
 
 
 def _public_module_classes():
-    """Every nn.Module class gatedrnn offers: in the gr namespace, gr.convert and
-    gatedrnn.models (gatedrnn.compat.tf's TensorFlow cells aside)."""
+    """Every nn.Module class gatedrnn offers: in the gr namespace, gr.convert,
+    gatedrnn.models and gatedrnn.compat.tf."""
     found = set()
-    for namespace in (gr, gr.convert, models):
+    for namespace in (gr, gr.convert, models, tf):
         for name, value in vars(namespace).items():
             if (inspect.isclass(value) and issubclass(value, nn.Module) and not name.startswith("_")
                     and value.__module__.startswith("gatedrnn") and not inspect.isabstract(value)):
@@ -110,7 +123,7 @@ def _public_module_classes():
 def test_safe_globals_lists_every_class_a_model_may_pickle():
     listed = set(gr.safe_globals())
     bases = {gr.layers.RecurrentBase, gr.layers.SpecModule, gr.layers.MinimalRNN, gr.cell_modules.CellBase,
-             gr.heads.SequenceHead}
+             gr.heads.SequenceHead, tf._LSTMBase}
     assert _public_module_classes() - bases <= listed
     assert all(cls.__module__.startswith("gatedrnn") for cls in listed)
 

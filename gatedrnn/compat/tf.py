@@ -136,6 +136,11 @@ def _activation_name(activation: Activation) -> Optional[str]:
     return None
 
 
+# What a pickle stores instead of a known activation function: its name (torch.load's
+# weights_only unpickler refuses functions such as torch.tanh).
+_ACTIVATIONS = {"tanh": torch.tanh, "relu": torch.relu}
+
+
 def _check_activation(activation) -> Activation:
     if activation is None:
         return torch.tanh  # TensorFlow's default for every cell here
@@ -169,6 +174,21 @@ class _TFCell(nn.Module):
         self.num_units = check_int("num_units", num_units, 1)
         self.input_size = check_int("input_size", input_size, 1)
         self.activation = _check_activation(activation)
+
+    def __getstate__(self):
+        """Pickled with a tanh or relu activation function as its name, so that
+        ``torch.load(..., weights_only=True)`` needs only the cell's class allowlisted
+        (an activation module, e.g. ``nn.Tanh()``, is a submodule and pickles as one)."""
+        state = self.__dict__.copy()
+        activation = state.get("activation")
+        if not isinstance(activation, nn.Module) and _activation_name(activation) is not None:
+            state["activation"] = _activation_name(activation)
+        return state
+
+    def __setstate__(self, state) -> None:
+        if isinstance(state.get("activation"), str):
+            state = {**state, "activation": _ACTIVATIONS[state["activation"]]}
+        super().__setstate__(state)
 
     # -- TF's cell interface ----------------------------------------------------
 
