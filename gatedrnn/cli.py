@@ -122,6 +122,15 @@ def _run_training(command: str, job) -> int:
     return 0
 
 
+def _run_on_run_dir(command: str, job) -> int:
+    """:func:`_run_training` for a command that reads a run directory: a missing directory
+    or file of it (config.json, the weights) is exit status 1 with its message."""
+    try:
+        return _run_training(command, job)
+    except FileNotFoundError as error:
+        return _fail(command, error, 1)
+
+
 def _config_options(args: argparse.Namespace) -> dict:
     names = ("hidden", "layers", "head", "dropout", "chrono", "zoneout", "recurrent_dropout",
              "output_dropout", "weight_init", "forget_bias_init", "chrono_t_max",
@@ -199,10 +208,7 @@ def _inspect(args: argparse.Namespace) -> int:
             report = inspect_run(args.run_dir, out=args.out, examples=args.examples)
         print(f"written: {report}")
 
-    try:
-        return _run_training("inspect", job)
-    except FileNotFoundError as error:  # no such run directory, config.json or weights
-        return _fail("inspect", error, 1)
+    return _run_on_run_dir("inspect", job)
 
 
 def _generate(args: argparse.Namespace) -> int:
@@ -214,10 +220,7 @@ def _generate(args: argparse.Namespace) -> int:
                         temperature=args.temperature, seed=args.seed)
         print(args.prompt + text)
 
-    try:
-        return _run_training("generate", job)
-    except FileNotFoundError as error:
-        return _fail("generate", error, 1)
+    return _run_on_run_dir("generate", job)
 
 
 def _explore(args: argparse.Namespace) -> int:
@@ -227,10 +230,7 @@ def _explore(args: argparse.Namespace) -> int:
     def job() -> None:
         print(explore(args.run_dir, out=args.out, steps=args.steps))
 
-    try:
-        return _run_training("explore", job)
-    except FileNotFoundError as error:
-        return _fail("explore", error, 1)
+    return _run_on_run_dir("explore", job)
 
 
 def _tasks(args: argparse.Namespace) -> int:

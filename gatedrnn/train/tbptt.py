@@ -27,22 +27,16 @@ resumption, metrics and summary.
 from __future__ import annotations
 
 import math
-import time
-from pathlib import Path
-from typing import Tuple
+from typing import Iterator, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.nn.parallel import DistributedDataParallel
-from tqdm.auto import tqdm
 
 from ..models import LayerState
 from ..tasks import LanguageModelTask, Split
-from .config import TrainConfig
-from .distributed import World, all_sum, any_true
-from .runs import new_model
-from .trainer import NonFiniteLoss, TrainingError, _optimizer, _Run, _scheduler, _summary_writer, l2_penalty
+from .distributed import World, all_sum
+from .trainer import TrainingError, _Run
 
 __all__ = ["EVAL_ROWS", "StreamRun", "stream_rows", "detach_state", "evaluate_stream"]
 
@@ -87,62 +81,29 @@ def evaluate_stream(model: nn.Module, task: LanguageModelTask, split: Split, wor
 class StreamRun(_Run):
     """One language-model run: truncated BPTT over contiguous rows (see the module docstring)."""
 
-    def __init__(self, config: TrainConfig, task: LanguageModelTask, splits, out: Path, world: World,
-                 progress: bool, tensorboard: bool) -> None:
-        self.config, self.task, self.splits, self.out, self.world = config, task, splits, out, world
-        self.progress = progress and world.is_main
-        torch.manual_seed(config.seed)  # the initial weights, then dropout, draw from it
-        self.model = new_model(config, task).to(world.device)
-        self.batch_size = config.batch_size // world.size
+    unit, step_name, rate = "chunk", "chunk", "chars_per_s"
+
+    def prepare_training_data(self) -> int:
+        """Cut the training stream into the batch's rows and keep this process' rows; the
+        chunks per epoch."""
         try:
-            x, y = stream_rows(splits.train, config.batch_size)  # (B, N // B)
+            x, y = stream_rows(self.splits.train, self.config.batch_size)  # (B, N // B)
         except ValueError as error:
             raise TrainingError(f"the training stream is too short: {error}") from None
-        self.rows_x, self.rows_y = x[world.rank:: world.size], y[world.rank:: world.size]
-        self.steps_per_epoch = math.ceil(x.size(1) / task.seq_len)
-        self.optimizer = _optimizer(config, self.model.parameters())
-        self.scheduler = _scheduler(config, self.optimizer, config.epochs * self.steps_per_epoch)
-        self.trained = DistributedDataParallel(self.model) if world.size > 1 else self.model
-        self.epoch = 0
-        self.best = None
-        self.writer = _summary_writer(tensorboard, world, out)
+        self.rows_x, self.rows_y = x[self.world.rank:: self.world.size], y[self.world.rank:: self.world.size]
+        return math.ceil(x.size(1) / self.task.seq_len)
 
-    def train_epoch(self) -> float:
-        """One pass over the rows, one step per chunk; the mean loss per character."""
-        self.trained.train()
-        loss_sum, seen, state = 0.0, 0, None
-        started = time.perf_counter()
-        bar = tqdm(total=self.steps_per_epoch, desc=f"epoch {self.epoch}/{self.config.epochs}",
-                   unit="chunk", leave=False, dynamic_ncols=True,
-                   disable=None if self.progress else True)
-        with bar:
-            for step, start in enumerate(range(0, self.rows_x.size(1), self.task.seq_len), 1):
-                chunk = slice(start, start + self.task.seq_len)
-                x = self.rows_x[:, chunk].to(self.world.device)  # (b, T)
-                y = self.rows_y[:, chunk].to(self.world.device)
-                output, state = self.trained(x, state)  # (b, T, V)
-                loss = self.task.loss(output, y)
-                value = loss.item()
-                if any_true(self.world, not math.isfinite(value)):
-                    raise NonFiniteLoss(
-                        f"the training loss became non-finite ({value}) at epoch {self.epoch}, chunk {step}; "
-                        f"training stopped. The last good checkpoint (epoch {self.epoch - 1}) is in "
-                        f"{self.out / 'checkpoints'}. Try a lower --lr or a --clip.")
-                self.optimizer.zero_grad(set_to_none=True)
-                if self.config.l2 > 0:
-                    loss = loss + l2_penalty(self.model, self.config.l2)
-                loss.backward()
-                if self.config.clip > 0:
-                    nn.utils.clip_grad_norm_(self.model.parameters(), self.config.clip)
-                self.optimizer.step()
-                self.scheduler.step()
-                state = detach_state(state)
-                loss_sum, seen = loss_sum + value * y.numel(), seen + y.numel()
-                bar.update()
-                bar.set_postfix(loss=f"{loss_sum / seen:.4f}",
-                                chars_per_s=f"{seen * self.world.size / (time.perf_counter() - started):.0f}")
-        loss_sum, seen = all_sum(self.world, (loss_sum, seen))
-        return loss_sum / seen
+    def training_losses(self) -> Iterator[Tuple[Tensor, int]]:
+        """The loss of each chunk of the rows, the state carried from the one before and
+        detached once its step is taken; each with its number of characters."""
+        state = None
+        for start in range(0, self.rows_x.size(1), self.task.seq_len):
+            chunk = slice(start, start + self.task.seq_len)
+            x = self.rows_x[:, chunk].to(self.world.device)  # (b, T)
+            y = self.rows_y[:, chunk].to(self.world.device)
+            output, state = self.trained(x, state)  # (b, T, V)
+            yield self.task.loss(output, y), y.numel()
+            state = detach_state(state)
 
     def evaluate(self, split: Split) -> Tuple[float, float]:
         return evaluate_stream(self.model, self.task, split, self.world)

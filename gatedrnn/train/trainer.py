@@ -42,7 +42,7 @@ import math
 import platform
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -181,7 +181,14 @@ def _summary_writer(tensorboard: bool, world: World, out: Path):
 
 class _Run:
     """The state of one run between epochs (kept in one place so that a checkpoint is
-    exactly this object's contents)."""
+    exactly this object's contents).
+
+    A run over another data order (the truncated-BPTT :class:`~gatedrnn.train.tbptt.StreamRun`)
+    overrides :meth:`prepare_training_data`, :meth:`training_losses`, :meth:`evaluate` and
+    :meth:`sample_input`; the epoch loop, the optimiser step, checkpoints and metrics stay here."""
+
+    #: the progress bar's unit, the name of a step in messages, and the bar's rate
+    unit, step_name, rate = "batch", "step", "seq_per_s"
 
     def __init__(self, config: TrainConfig, task: Task, splits, out: Path, world: World,
                  progress: bool, tensorboard: bool) -> None:
@@ -190,15 +197,20 @@ class _Run:
         torch.manual_seed(config.seed)  # the initial weights, then dropout, draw from it
         self.model = new_model(config, task).to(world.device)
         self.batch_size = config.batch_size // world.size
-        self.sampler = DistributedSampler(range(len(splits.train)), num_replicas=world.size,
-                                          rank=world.rank, shuffle=True, seed=config.seed)
-        self.steps_per_epoch = math.ceil(len(self.sampler) / self.batch_size)
+        self.steps_per_epoch = self.prepare_training_data()
         self.optimizer = _optimizer(config, self.model.parameters())
         self.scheduler = _scheduler(config, self.optimizer, config.epochs * self.steps_per_epoch)
         self.trained = (DistributedDataParallel(self.model) if world.size > 1 else self.model)
         self.epoch = 0
         self.best: Optional[Dict[str, float]] = None
         self.writer = _summary_writer(tensorboard, world, out)
+
+    def prepare_training_data(self) -> int:
+        """Set up the training data order (a ``DistributedSampler``: seed + epoch); the
+        optimiser steps per epoch."""
+        self.sampler = DistributedSampler(range(len(self.splits.train)), num_replicas=self.world.size,
+                                          rank=self.world.rank, shuffle=True, seed=self.config.seed)
+        return math.ceil(len(self.sampler) / self.batch_size)
 
     # -- checkpoints -----------------------------------------------------------------
     def save(self) -> None:
@@ -238,28 +250,34 @@ class _Run:
         return True
 
     # -- the loop --------------------------------------------------------------------
-    def train_epoch(self) -> float:
-        """One pass over the training split; the mean training loss over all processes."""
-        self.trained.train()
+    def training_losses(self) -> Iterator[Tuple[torch.Tensor, int]]:
+        """This epoch's training losses, one per optimiser step, each with the number of
+        targets it is the mean over: this process' share of shuffled batches."""
         self.sampler.set_epoch(self.epoch)
         order = torch.tensor(list(self.sampler))
         train = self.splits.train
+        for start in range(0, len(order), self.batch_size):
+            chunk = order[start: start + self.batch_size]
+            x, y = train.x[chunk].to(self.world.device), train.y[chunk].to(self.world.device)
+            yield self.task.loss(self.trained(x), y), len(chunk)
+
+    def train_epoch(self) -> float:
+        """One optimiser step per loss of :meth:`training_losses`; the mean training loss
+        over all processes."""
+        self.trained.train()
         loss_sum, seen = 0.0, 0
         started = time.perf_counter()
         bar = tqdm(total=self.steps_per_epoch, desc=f"epoch {self.epoch}/{self.config.epochs}",
-                   unit="batch", leave=False, dynamic_ncols=True,
+                   unit=self.unit, leave=False, dynamic_ncols=True,
                    disable=None if self.progress else True)  # None: off when stderr is no terminal
         with bar:
-            for step, start in enumerate(range(0, len(order), self.batch_size), 1):
-                chunk = order[start: start + self.batch_size]
-                x, y = train.x[chunk].to(self.world.device), train.y[chunk].to(self.world.device)
-                loss = self.task.loss(self.trained(x), y)
+            for step, (loss, count) in enumerate(self.training_losses(), 1):
                 value = loss.item()
                 if any_true(self.world, not math.isfinite(value)):
                     raise NonFiniteLoss(
-                        f"the training loss became non-finite ({value}) at epoch {self.epoch}, step {step}; "
-                        f"training stopped. The last good checkpoint (epoch {self.epoch - 1}) is in "
-                        f"{self.out / 'checkpoints'}. Try a lower --lr or a --clip.")
+                        f"the training loss became non-finite ({value}) at epoch {self.epoch}, "
+                        f"{self.step_name} {step}; training stopped. The last good checkpoint "
+                        f"(epoch {self.epoch - 1}) is in {self.out / 'checkpoints'}. Try a lower --lr or a --clip.")
                 self.optimizer.zero_grad(set_to_none=True)
                 if self.config.l2 > 0:
                     loss = loss + l2_penalty(self.model, self.config.l2)
@@ -268,10 +286,10 @@ class _Run:
                     nn.utils.clip_grad_norm_(self.model.parameters(), self.config.clip)
                 self.optimizer.step()
                 self.scheduler.step()
-                loss_sum, seen = loss_sum + value * len(chunk), seen + len(chunk)
+                loss_sum, seen = loss_sum + value * count, seen + count
                 bar.update()
-                bar.set_postfix(loss=f"{loss_sum / seen:.4f}",
-                                seq_per_s=f"{seen * self.world.size / (time.perf_counter() - started):.0f}")
+                rate = seen * self.world.size / (time.perf_counter() - started)
+                bar.set_postfix({"loss": f"{loss_sum / seen:.4f}", self.rate: f"{rate:.0f}"})
         loss_sum, seen = all_sum(self.world, (loss_sum, seen))
         return loss_sum / seen
 
