@@ -6,6 +6,7 @@ findings of issue 14. Every training process runs on one thread (OMP_NUM_THREADS
     python benchmarks/charlm.py lr-sweep --level word|char   # plain SGD + clip 0.25, lr 20 .. 1
     python benchmarks/charlm.py explorer   # the explore page at 20 000 steps x 256 units in Chromium
     python benchmarks/charlm.py screenshots --text-run RUN [--sequence-run RUN]   # docs/images
+    python benchmarks/charlm.py units --runs DIR   # per cell: the units that track the text's structure
 
 Each writes a Markdown table and a JSON file under benchmarks/results/charlm/ (``--results``)
 with the machine it ran on; ``--smoke`` shrinks every size to check the script in a minute.
@@ -307,6 +308,57 @@ def explorer(args) -> None:
            "loads": loads, "interactions_ms": interactions, "machine": machine()})
 
 
+# -- the units that track structure ------------------------------------------------------------
+
+
+def units(args) -> None:
+    """For every trained run ``<cell>-seed<k>`` under ``--runs``: record its model on the
+    first ``--steps`` test characters (what ``gatedrnn explore`` shows) and find, for each
+    of the explorer's text features, the unit whose h, c or gate correlates most with it
+    (Pearson's r, the explorer's search). The table: per cell and feature, the largest
+    |r| of the h and c units (mean ± std over the seeds) and the best unit of seed 0."""
+    from gatedrnn.inspect.explore import correlations, record_run
+    from gatedrnn.train.runs import load_run
+
+    found: Dict[str, List[Dict[str, Any]]] = collections.defaultdict(list)
+    for run_dir in sorted(Path(args.runs).glob("*-seed*")):
+        if not (run_dir / "summary.json").exists():
+            continue
+        cell, seed = run_dir.name.rsplit("-seed", 1)
+        recording = record_run(load_run(run_dir), steps=args.steps)
+        layer = recording.layers[0]
+        best = {}
+        for feature, values in recording.features.items():
+            scores = {quantity: correlations(layer.quantities[quantity], values)
+                      for quantity in layer.quantities}
+            quantity, unit = max(((q, int(abs(r).argmax())) for q, r in scores.items() if q in layer.states),
+                                 key=lambda qu: abs(scores[qu[0]][qu[1]]))
+            gate, gate_unit = max(((q, int(abs(r).argmax())) for q, r in scores.items() if q not in layer.states),
+                                  key=lambda qu: abs(scores[qu[0]][qu[1]]))
+            best[feature] = {"state": quantity, "unit": unit, "r": float(scores[quantity][unit]),
+                             "gate": gate, "gate_unit": gate_unit, "gate_r": float(scores[gate][gate_unit])}
+        found[cell].append({"seed": int(seed), "run": str(run_dir), "best": best})
+    features = list(next(iter(found.values()))[0]["best"])
+    lines = [f"# pysource: the units that track the text's structure, {args.steps:,} test characters", "",
+             f"Runs: `{args.runs}`. Per cell and feature: the largest absolute Pearson r between a unit's h or c "
+             "and the feature (mean ± std over the seeds), then seed 0's best state unit and its r, and "
+             "its best gate unit (the explorer's search, `gatedrnn explore RUN`).", "",
+             f"Machine: {machine()}.", "",
+             "| cell | feature | largest abs(r) of an h or c unit (mean ± std) | seed 0: unit, r | seed 0: best gate unit, r |",
+             "|---|---|---|---|---|"]
+    for cell, runs in found.items():
+        runs.sort(key=lambda r: r["seed"])
+        for feature in features:
+            values = [abs(r["best"][feature]["r"]) for r in runs]
+            spread = f"{statistics.stdev(values):.2f}" if len(values) > 1 else "n/a"
+            first = runs[0]["best"][feature]
+            lines.append(f"| {cell} | {feature} | {statistics.fmean(values):.2f} ± {spread} "
+                         f"| {first['state']}[{first['unit']}], {first['r']:+.2f} "
+                         f"| {first['gate']}[{first['gate_unit']}], {first['gate_r']:+.2f} |")
+    write(args.results, "units", "\n".join(lines) + "\n",
+          {"runs": args.runs, "steps": args.steps, "machine": machine(), "cells": found})
+
+
 def _browser(profile: Path):
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
@@ -396,9 +448,12 @@ def main() -> None:
     shots.add_argument("--steps", type=int, default=3000)
     shots.add_argument("--string-at", default='"', help="text where the string to show starts")
     shots.add_argument("--out", default=str(ROOT / "docs/images"))
+    found = commands.add_parser("units")
+    found.add_argument("--runs", default="runs/charlm", help="the run directories of train")
+    found.add_argument("--steps", type=int, default=20000)
     args = parser.parse_args()
     {"epoch-seconds": epoch_seconds, "train": train_cells, "lr-sweep": lr_sweep, "explorer": explorer,
-     "screenshots": screenshots}[args.command](args)
+     "screenshots": screenshots, "units": units}[args.command](args)
 
 
 if __name__ == "__main__":
