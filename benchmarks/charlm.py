@@ -109,6 +109,7 @@ def train_cells(args) -> None:
         summaries = list(pool.map(lambda job: {**train_run(runs / f"{job[0]}-seed{job[1]}", *job, options),
                                                "seed": job[1]}, jobs))
     command = " ".join(["python benchmarks/charlm.py train", *sys.argv[2:]])
+    torch.set_num_threads(1)  # the table's machine line names this process's threads: the runs' one
     table = results_table("pysource", summaries, command)
     write(args.results, "findings" + ("_smoke" if args.smoke else ""), table,
           {"options": options, "machine": machine(), "runs": summaries})
