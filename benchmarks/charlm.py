@@ -374,8 +374,9 @@ def _browser(profile: Path):
 
 
 def screenshots(args) -> None:
-    """The pictures of docs/explorer.md: a text run coloured by its most string-like unit,
-    hovered inside a string and with a string selected; a numeric run."""
+    """The pictures of docs/explorer.md: a text run coloured by the unit that tracks
+    ``--feature`` best (the explorer's search; default: inside a string), hovered inside
+    a string and with a string selected; a numeric run. ``--prefix`` names the files."""
     from selenium.webdriver.common.by import By
 
     from gatedrnn.inspect.explore import explore as write_page
@@ -397,21 +398,21 @@ def screenshots(args) -> None:
         closing = text.index(text[opening], opening + 1)
         driver.execute_script("const e = window.explorer; const best = e.search(arguments[0])[0];"
                               "e.setView(0, best.quantity, best.unit); e.scrollTo(arguments[1]);",
-                              "in string", opening + 2)
-        driver.save_screenshot(str(out / "explorer-overview.png"))
-        driver.find_element(By.ID, "hover-panel").screenshot(str(out / "explorer-hover.png"))
+                              args.feature, opening + 2)
+        driver.save_screenshot(str(out / f"{args.prefix}-overview.png"))
+        driver.find_element(By.ID, "hover-panel").screenshot(str(out / f"{args.prefix}-hover.png"))
         driver.execute_script("window.explorer.select(arguments[0], arguments[1]);"
                               "document.getElementById('select-panel').scrollIntoView();", opening, closing)
-        driver.save_screenshot(str(out / "explorer-select.png"))
+        driver.save_screenshot(str(out / f"{args.prefix}-select.png"))
         if args.sequence_run:
             open_page(write_page(args.sequence_run, out=directory / "sequence.html", steps=400))
             driver.execute_script("window.explorer.setView(0, 'z', 0); window.explorer.select(12, 20);"
                                   "window.explorer.showHover(15);")
-            driver.save_screenshot(str(out / "explorer-sequence.png"))
+            driver.save_screenshot(str(out / f"{args.prefix}-sequence.png"))
     finally:
         driver.quit()
         shutil.rmtree(directory, ignore_errors=True)
-    print("\n".join(str(p) for p in sorted(out.glob("explorer-*.png"))))
+    print("\n".join(str(p) for p in sorted(out.glob(f"{args.prefix}-*.png"))))
 
 
 def _chromium_version() -> str:
@@ -449,6 +450,8 @@ def main() -> None:
     shots.add_argument("--steps", type=int, default=3000)
     shots.add_argument("--string-at", default='"', help="text where the string to show starts")
     shots.add_argument("--out", default=str(ROOT / "docs/images"))
+    shots.add_argument("--feature", default="in string", help="the text feature whose best unit colours the text")
+    shots.add_argument("--prefix", default="explorer", help="the pictures' file names: PREFIX-overview.png, ...")
     found = commands.add_parser("units")
     found.add_argument("--runs", default="runs/charlm", help="the run directories of train")
     found.add_argument("--steps", type=int, default=20000)

@@ -168,6 +168,8 @@ def test_searching_by_a_feature_lists_the_most_correlated_units(browser, text_pa
     first.click()  # colours the page by that unit
     assert browser.execute_script("return [window.explorer.state.quantity, window.explorer.state.unit]") == \
         [best[0], best[1]]
+    browser.execute_script("window.explorer.search('indentation')")  # from a script: the menu follows
+    assert select.get_attribute("value") == "indentation"
     _no_console_errors(browser)
 
 

@@ -426,6 +426,7 @@
       rows.push(`<tr data-unit="${e.unit}" data-quantity="${e.quantity}"><td class="name">${e.quantity}</td><td>${e.unit}</td><td>${fmt(e.r)}</td></tr>`);
     }
     $("search").innerHTML = rows.join("");
+    $("feature").value = featureName;  // a search from the script shows its feature too
     const f = meta.features.find((x) => x.name === featureName);
     $("feature-description").textContent = f ? f.description : "";
     return entries.slice(0, 15);
