@@ -31,8 +31,13 @@ load="$(cut -d' ' -f1-3 /proc/loadavg)"
 printf 'command 1: %.1f s\ncommand 2: %.1f s\nmachine: %s (load average %s)\n' \
   "${seconds[0]}" "${seconds[1]}" "$machine" "$load"
 mkdir -p "$repo/benchmarks/results"
-cat > "$repo/benchmarks/results/quickstart.json" <<EOF
-{"command_1": "${commands[0]}", "seconds_1": ${seconds[0]},
- "command_2": "${commands[1]}", "seconds_2": ${seconds[1]},
- "machine": "$machine", "load_average": "$load", "pip_no_cache": "${PIP_NO_CACHE_DIR:-0}"}
-EOF
+python3 - "$repo/benchmarks/results/quickstart.json" "${commands[0]}" "${seconds[0]}" "${commands[1]}" \
+  "${seconds[1]}" "$machine" "$load" "${PIP_NO_CACHE_DIR:-0}" <<'PY'
+import json, sys
+path, command_1, seconds_1, command_2, seconds_2, machine, load, no_cache = sys.argv[1:]
+record = {"command_1": command_1, "seconds_1": float(seconds_1), "command_2": command_2,
+          "seconds_2": float(seconds_2), "machine": machine, "load_average": load, "pip_no_cache": no_cache}
+with open(path, "w") as handle:
+    json.dump(record, handle, indent=1)
+    handle.write("\n")
+PY
