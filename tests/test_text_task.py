@@ -268,7 +268,7 @@ def test_two_process_ddp_takes_the_rows_of_the_single_process_batch(tmp_path):
             "--batch-size", "4", "--seq-len", "20", "--quiet"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     ddp = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "-m", "gatedrnn", "train",
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "gatedrnn", "train",
          *args, "--out", str(tmp_path / "ddp")], capture_output=True, text=True, timeout=300, env=env)
     assert ddp.returncode == 0, ddp.stderr[-3000:]
     single = _cli("train", *args, "--out", str(tmp_path / "single"), env=env)

@@ -179,7 +179,7 @@ def test_two_process_gloo_ddp_matches_one_process(tmp_path):
             "--quiet"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     ddp = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "-m", "gatedrnn", "train",
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "gatedrnn", "train",
          *args, "--out", str(tmp_path / "ddp")], capture_output=True, text=True, timeout=300, env=env)
     assert ddp.returncode == 0, ddp.stderr[-3000:]
     assert ddp.stdout.count("test accuracy") == 1  # rank 0 reports
