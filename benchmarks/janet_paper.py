@@ -149,18 +149,14 @@ def run(args: argparse.Namespace) -> int:
 
 def _preset_model(task_name: str, cell: str, backend: str = "auto"):
     """The preset's model for ``cell`` on ``task_name``, its resolved config and the task."""
-    from gatedrnn import models, tasks
+    from gatedrnn import tasks
     from gatedrnn.train import TrainConfig
+    from gatedrnn.train.runs import new_model
 
     task = tasks.get(task_name)
     config = TrainConfig(task=task_name, cell=cell, protocol="janet-paper", backend=backend).for_task(task)
     torch.manual_seed(0)
-    model = models.build(cell, task.input_size, task.output_size, hidden=config.hidden, layers=config.layers,
-                         head=config.head, dropout=config.dropout, t_max=task.seq_len, chrono=config.chrono,
-                         backend=config.backend, output_dropout=config.output_dropout,
-                         weight_init=config.weight_init, forget_bias_init=config.forget_bias_init,
-                         chrono_t_max=config.chrono_t_max)
-    return model, config, task
+    return new_model(config, task), config, task
 
 
 def _training_step(model, optimizer, config, x, y) -> None:

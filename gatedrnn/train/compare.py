@@ -30,6 +30,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import torch
 
 from .. import tasks
+from ..cells import CELL_SPECS
 from .config import TrainConfig
 from .trainer import read_metrics, train
 
@@ -83,9 +84,12 @@ def _mean_curve(runs: List[List[Dict[str, Any]]]) -> List[Dict[str, float]]:
             for k in range(epochs)]
 
 
-# The cells' relative cost per step at equal hidden size (gate matrices), to start the
-# longest runs first when they train side by side.
-_COST = {"lstm": 4, "layernorm-lstm": 4, "gru": 3, "minlstm": 3}
+def _cost(cell: str) -> int:
+    """A cell's relative cost per step at equal hidden size: its gate blocks (the
+    Transformer, no recurrent cell, counts as 4), to start the longest runs first when
+    they train side by side."""
+    spec = CELL_SPECS.get(cell)
+    return 4 if spec is None else len(spec.gates)
 
 
 def _train_run(config: TrainConfig, out: Path, threads: Optional[int]) -> Dict[str, Any]:
@@ -130,7 +134,7 @@ def compare(task: str, cells: Sequence[str], seeds: int, out, epochs: Optional[i
         threads = max(1, (os.cpu_count() or 1) // jobs)
         # spawn, not fork: a forked child of a process whose OpenMP pool ran can hang
         context = multiprocessing.get_context("spawn")
-        by_cost = sorted(configs, key=lambda c: -_COST.get(c.cell, 2))
+        by_cost = sorted(configs, key=lambda c: -_cost(c.cell))
         found: Dict[Any, Dict[str, Any]] = {}
         with ProcessPoolExecutor(jobs, mp_context=context) as pool:
             futures = {pool.submit(_train_run, config, out / f"{config.cell}-seed{config.seed}", threads):
