@@ -60,8 +60,9 @@ BUILD = "from gatedrnn.backends.native import build; print(build.library('rnn'))
 
 
 def test_concurrent_first_uses_build_once(tmp_path):
-    """Two processes ask for the same kernel at once on an empty cache: one compiles (under
-    a temporary name, renamed into place), the other waits for it; both get the library."""
+    """Two processes ask for the same kernel at once on an empty cache: one compiles it and
+    the op registration library (each under a temporary name, renamed into place), the
+    other waits for them; both get the library."""
     log, compiler = tmp_path / "compiles.log", tmp_path / "c++"
     compiler.write_text(FAKE_COMPILER.format(log=log))
     compiler.chmod(0o755)
@@ -72,9 +73,10 @@ def test_concurrent_first_uses_build_once(tmp_path):
         assert result.returncode == 0, result.stderr
     paths = {result.stdout.strip() for result in results}
     assert len(paths) == 1 and Path(paths.pop()).read_text() == "library\n"
-    assert log.read_text().splitlines() == ["compile"]
+    assert log.read_text().splitlines() == ["compile", "compile"]  # the kernel and the registrar
     messages = "".join(result.stderr for result in results)
     assert messages.count("compiling the native rnn kernel for this CPU") == 1
+    assert messages.count("compiling the native op registration library once for every cell") == 1
     assert sorted(p.name for p in (cache / "gatedrnn").iterdir() if not p.name.endswith(".lock")) == libraries(cache)
 
 
@@ -102,8 +104,8 @@ def test_an_avx2_build_runs_and_matches_the_reference(tmp_path):
     backend, error = result.stdout.split()
     assert backend == "native" and float(error) < 1e-12
     assert "compiling the native rnn kernel for this CPU (AVX2)" in result.stderr
-    (library,) = libraries(tmp_path)
-    assert library.startswith("rnn-avx2-")  # this cell only
+    registrar, kernel = libraries(tmp_path)  # sorted by name
+    assert registrar.startswith("register_ops-") and kernel.startswith("rnn-avx2-")  # this cell only
 
 
 def test_without_a_compiler_auto_falls_back_and_native_is_an_error(tmp_path):
@@ -157,8 +159,9 @@ def test_the_cache_key_follows_the_sources_content_not_their_path(tmp_path, monk
 
 
 def test_sources_are_the_cell_file_and_its_headers():
-    assert [p.name for p in build.sources("mingru")] == ["mingru.cpp", "min_rnn.h", "common.h"]
-    assert [p.name for p in build.sources("janet")] == ["janet.cpp", "common.h"]
+    assert [p.name for p in build.sources("mingru")] == ["mingru.cpp", "min_rnn.h", "common.h", "op_signatures.h"]
+    assert [p.name for p in build.sources("janet")] == ["janet.cpp", "common.h", "op_signatures.h"]
+    assert [p.name for p in build.sources(build.REGISTRAR)] == ["register_ops.cpp", "op_signatures.h"]
     with pytest.raises(ValueError, match="no native kernel for cell 'zoneout'"):
         build.sources("zoneout")
 

@@ -24,9 +24,9 @@ The kernels run the time loop only: one GEMM against W_hh per step and one fused
 vectorised pointwise pass, the batch split across threads once for the whole
 sequence; the weight gradients are one large GEMM after the loop.
 
-Each cell's kernel is compiled on its first use, alone (:mod:`.build`: about 15 s), for
-this CPU's vector instruction set, and cached by content in
-``$TORCH_EXTENSIONS_DIR/gatedrnn``; cells never used are never compiled, and ``gatedrnn
+Each cell's kernel is compiled on its first use, alone (:mod:`.build`: about 5 s; the
+first cell's build also compiles the op registration library shared by all), for this
+CPU's vector instruction set, and cached by content in ``$TORCH_EXTENSIONS_DIR/gatedrnn``; cells never used are never compiled, and ``gatedrnn
 build`` compiles them ahead of time. Without a C++ compiler the backend is unavailable:
 ``backend="auto"`` falls back to the next backend with a single warning, and naming
 ``backend="native"`` raises an error that says why. ``GATEDRNN_NATIVE=0`` turns the backend
@@ -42,6 +42,7 @@ implemented by the ops: it raises an error.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import warnings
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
@@ -64,8 +65,9 @@ SLOT_NAMES = RECURRENT_NAMES + ("weight_ih", "bias_ih")
 
 # "reason": why the backend cannot run here ("" when it can; None: not yet asked);
 # "cells": per cell (op name), None once loaded, else why its kernel could not be built;
-# "warned": the cells whose failed build has been reported.
-_state: Dict[str, object] = {"reason": None, "cells": {}, "warned": set()}
+# "warned": the cells whose failed build has been reported; "registrar": the op registration
+# library, once loaded; "libraries": the kernel libraries loaded.
+_state: Dict[str, object] = {"reason": None, "cells": {}, "warned": set(), "libraries": []}
 
 
 class NativeUnavailable(RuntimeError):
@@ -103,7 +105,7 @@ def load(cell: str) -> None:
         try:
             if unavailable_reason():
                 raise NativeUnavailable(unavailable_reason())
-            torch.ops.load_library(str(build.library(cell)))
+            _register_kernels(build.library(cell))
             _register_autograd(cell)
             cells[cell] = None
         except Exception as error:  # a failing compiler, a missing BLAS symbol, ...
@@ -111,6 +113,22 @@ def load(cell: str) -> None:
             cells[cell] = f"{type(error).__name__}: {lines[0] if lines else ''}"
     if cells[cell] is not None:
         raise NativeUnavailable(f"the native {cell} kernel could not be built: {cells[cell]}")
+
+
+def _register_kernels(path) -> None:
+    """Load a cell's kernel library and have the op registration library (loaded once)
+    define and register its two ops. Both are plain shared libraries: ctypes loads them,
+    and the registrar is handed the kernel library's ``gatedrnn_cell_kernels``."""
+    if "registrar" not in _state:
+        registrar = ctypes.CDLL(str(build.registrar()))
+        registrar.gatedrnn_register_cell.argtypes = [ctypes.c_void_p]
+        registrar.gatedrnn_register_cell.restype = ctypes.c_char_p
+        _state["registrar"] = registrar
+    kernels = ctypes.CDLL(str(path))
+    error = _state["registrar"].gatedrnn_register_cell(ctypes.cast(kernels.gatedrnn_cell_kernels, ctypes.c_void_p))
+    if error is not None:
+        raise NativeUnavailable(f"registering the ops of {path.name} failed: {error.decode()}")
+    _state["libraries"].append(kernels)  # loaded for good: the dispatcher holds its functions
 
 
 @constant_result

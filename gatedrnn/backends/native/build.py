@@ -1,15 +1,19 @@
 """Per-cell builds of the native kernels: one shared library per cell, compiled on first use
-and cached by content.
+and cached by content, and one op registration library shared by every cell.
 
 Each cell's kernel is one C++ file in ``csrc/`` (``janet.cpp``, ...) with the headers it
 includes (``common.h``, ...). :func:`library` compiles it with the C++ compiler (``$CXX``,
-else ``c++``) straight into a shared library that registers the cell's two ops, for this
+else ``c++``) straight into a shared library that exports the cell's two kernels, for this
 CPU's vector instruction set (AVX-512, AVX2 or none, as torch reports it: the flags of
-ATen's own per-capability builds), and caches it under
+ATen's own per-capability builds). The ops themselves are defined and registered with
+torch's dispatcher by a second library, ``register_ops.cpp``, compiled once for all cells
+(at the first cell's build, beside it): the one source that includes ``torch/library.h``,
+so that each kernel compiles in about 4 s instead of 8 s. Both are cached under
 
     $TORCH_EXTENSIONS_DIR/gatedrnn/   (default ~/.cache/torch_extensions/gatedrnn/)
 
-as ``<cell>-<capability>-<key>-<compiler>.so``. ``key`` hashes the sources' contents,
+as ``<cell>-<capability>-<key>-<compiler>.so`` and ``register_ops-<key>-<compiler>.so``.
+``key`` hashes the sources' contents,
 the compiler flags, the capability and torch's version (the ABI the library is compiled
 against), not the checkout's path: two checkouts or virtual environments with the same
 sources and torch share one build, and a changed source builds anew. ``compiler`` hashes
@@ -31,7 +35,9 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from pathlib import Path
 from typing import Dict, List, Optional
@@ -45,6 +51,9 @@ CSRC = Path(__file__).resolve().parent / "csrc"
 SOURCES: Dict[str, str] = {cell: f"{cell}.cpp" for cell in (
     "rnn", "lstm", "gru", "janet", "mgu", "indrnn", "layernorm_lstm", "mingru", "minlstm")}
 
+#: The library that defines and registers every cell's ops (csrc/register_ops.cpp).
+REGISTRAR = "register_ops"
+
 #: Vector instruction sets, as torch reports them, with the flags of ATen's own builds.
 CAPABILITY_FLAGS: Dict[str, List[str]] = {
     "AVX512": ["-DCPU_CAPABILITY=AVX512", "-DCPU_CAPABILITY_AVX512", "-mavx512f", "-mavx512bw",
@@ -53,8 +62,9 @@ CAPABILITY_FLAGS: Dict[str, List[str]] = {
     "DEFAULT": ["-DCPU_CAPABILITY=DEFAULT", "-DCPU_CAPABILITY_DEFAULT"],
 }
 
-#: Seconds one cell's first build took on a 2-core AMD EPYC (gatedrnn build, docs/native.md).
-EXPECTED_SECONDS = 15
+#: Seconds a first build took on this project's 2-core machines (docs/native.md): a cell's
+#: kernel, and the op registration library (compiled beside the first cell's kernel).
+EXPECTED_SECONDS = {"kernel": 5, REGISTRAR: 8}
 
 
 class BuildError(RuntimeError):
@@ -106,11 +116,12 @@ def compiler_identity(path: str) -> str:
     return _version(path).splitlines()[0]
 
 
-def flags(capability_name: str) -> List[str]:
-    """The compiler flags, paths and OpenMP (:func:`openmp_flags`) aside."""
+def flags(capability_name: Optional[str]) -> List[str]:
+    """The compiler flags, paths and OpenMP (:func:`openmp_flags`) aside; without a
+    capability (the op registration library, which has no loops) no vector flags."""
     return ["-O3", "-std=c++20", "-fPIC", "-shared",
             f"-D_GLIBCXX_USE_CXX11_ABI={int(torch.compiled_with_cxx11_abi())}",
-            *CAPABILITY_FLAGS[capability_name]]
+            *(CAPABILITY_FLAGS[capability_name] if capability_name else [])]
 
 
 def openmp_flags(path: str) -> List[str]:
@@ -122,12 +133,19 @@ def openmp_flags(path: str) -> List[str]:
     return ["-fopenmp"] if gcc else []
 
 
-def sources(cell: str) -> List[Path]:
-    """The cell's source file and the local headers it includes, recursively."""
-    if cell not in SOURCES:
-        raise ValueError(f"no native kernel for cell {cell!r}; cells: {', '.join(SOURCES)}")
+def _source(name: str) -> str:
+    if name == REGISTRAR:
+        return f"{REGISTRAR}.cpp"
+    if name not in SOURCES:
+        raise ValueError(f"no native kernel for cell {name!r}; cells: {', '.join(SOURCES)}")
+    return SOURCES[name]
+
+
+def sources(name: str) -> List[Path]:
+    """The source file of a cell (or of :data:`REGISTRAR`) and the local headers it
+    includes, recursively."""
     found: List[Path] = []
-    pending = [CSRC / SOURCES[cell]]
+    pending = [CSRC / _source(name)]
     while pending:
         path = pending.pop()
         if path in found:
@@ -138,30 +156,45 @@ def sources(cell: str) -> List[Path]:
 
 
 @lru_cache(maxsize=None)
-def _key(cell: str, capability_name: str) -> str:
+def _key(name: str, capability_name: Optional[str]) -> str:
     digest = hashlib.sha256()
-    for part in (torch.__version__, torch.version.git_version or "", capability_name, *flags(capability_name)):
+    for part in (torch.__version__, torch.version.git_version or "", capability_name or "", *flags(capability_name)):
         digest.update(part.encode() + b"\0")
-    for path in sorted(sources(cell)):
+    for path in sorted(sources(name)):
         digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()[:16]
 
 
-def _stem(cell: str, capability_name: Optional[str] = None) -> str:
-    name = capability_name or capability()
-    return f"{cell}-{name.lower()}-{_key(cell, name)}"
+def _stem(name: str, capability_name: Optional[str] = None) -> str:
+    """``<cell>-<capability>-<key>`` for a cell's kernel, ``register_ops-<key>`` for the
+    op registration library (built without vector flags)."""
+    if name == REGISTRAR:
+        return f"{REGISTRAR}-{_key(REGISTRAR, None)}"
+    found = capability_name or capability()
+    return f"{name}-{found.lower()}-{_key(name, found)}"
 
 
-def cached(cell: str) -> Optional[Path]:
-    """The cell's library if it is built for these sources, flags and torch (by this
-    compiler, or by any when no compiler is found), else None."""
-    stem = _stem(cell)
+def _cached_file(name: str) -> Optional[Path]:
+    stem = _stem(name)
     path = compiler()
     if path is not None:
         candidate = cache_dir() / f"{stem}-{_compiler_hash(path)}.so"
         return candidate if candidate.exists() else None
     found = sorted(cache_dir().glob(f"{stem}-*.so"))
     return found[0] if found else None
+
+
+def cached(cell: str) -> Optional[Path]:
+    """The cell's library if it is built for these sources, flags and torch (by this
+    compiler, or by any when no compiler is found), and so is the op registration
+    library; else None."""
+    kernel = _cached_file(cell)
+    return kernel if kernel is not None and _cached_file(REGISTRAR) is not None else None
+
+
+def registrar() -> Path:
+    """The path of the op registration library, built first if it is not cached."""
+    return _built(REGISTRAR, None, quiet=False)
 
 
 def _compiler_hash(path: str) -> str:
@@ -174,51 +207,70 @@ def _say(message: str) -> None:
 
 def library(cell: str, capability_name: Optional[str] = None, quiet: bool = False) -> Path:
     """The path of the cell's library, built first if it is not cached (one process builds,
-    concurrent ones wait for it). ``capability_name`` builds for another instruction set
-    than this CPU's (a build test; such a library may not load here). Raises
-    :class:`BuildError` with the reason where it cannot be built."""
-    name = capability_name or capability()
+    concurrent ones wait for it), with the op registration library beside it where that
+    is not built yet (two compiler processes at once). ``capability_name`` builds for
+    another instruction set than this CPU's (a build test; such a library may not load
+    here). Raises :class:`BuildError` with the reason where either cannot be built."""
+    _source(cell)
     if capability_name is None:
         found = cached(cell)
         if found is not None:
             return found
+    with ThreadPoolExecutor(2) as pool:
+        registration = pool.submit(_built, REGISTRAR, None, quiet)
+        kernel = pool.submit(_built, cell, capability_name or capability(), quiet)
+        path = kernel.result()  # the cell's error first, where both fail
+        registration.result()
+    return path
+
+
+def _built(name: str, capability_name: Optional[str], quiet: bool) -> Path:
+    """One library's path, compiled under a file lock where it is not in the cache."""
     cxx = compiler()
     if cxx is None:
-        raise BuildError(f"{no_compiler()} to build the {cell} kernel")
+        raise BuildError(f"{no_compiler()} to build the {_described(name)}")
     directory = cache_dir()
     directory.mkdir(parents=True, exist_ok=True)
-    target = directory / f"{_stem(cell, name)}-{_compiler_hash(cxx)}.so"
+    target = directory / f"{_stem(name, capability_name)}-{_compiler_hash(cxx)}.so"
+    if target.exists():
+        return target
     lock = FileLock(f"{target}.lock")
     try:
         lock.acquire(timeout=0)
     except Timeout:
         if not quiet:
-            _say(f"waiting for another process to finish building the native {cell} kernel")
+            _say(f"waiting for another process to finish building the {_described(name)}")
         lock.acquire()
     try:
         if not target.exists():  # else another process built it while this one waited
-            _compile(cell, name, cxx, target, quiet)
+            _compile(name, capability_name, cxx, target, quiet)
     finally:
         lock.release()
     return target
 
 
-def _compile(cell: str, capability_name: str, cxx: str, target: Path, quiet: bool) -> None:
+def _described(name: str) -> str:
+    return "native op registration library" if name == REGISTRAR else f"native {name} kernel"
+
+
+def _compile(name: str, capability_name: Optional[str], cxx: str, target: Path, quiet: bool) -> None:
     if not quiet:
-        _say(f"compiling the native {cell} kernel for this CPU ({capability_name}); first use only, "
-             f"about {EXPECTED_SECONDS} s")
+        what = ("once for every cell" if name == REGISTRAR else f"for this CPU ({capability_name})")
+        seconds = EXPECTED_SECONDS[REGISTRAR if name == REGISTRAR else "kernel"]
+        _say(f"compiling the {_described(name)} {what}; first use only, about {seconds} s")
     torch_dir = Path(torch.__file__).resolve().parent
-    partial = target.with_name(f"{target.name}.{os.getpid()}.tmp")
+    partial = target.with_name(f"{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     command = [cxx, *flags(capability_name), *openmp_flags(cxx), f"-I{CSRC}", "-isystem", str(torch_dir / "include"),
-               str(CSRC / SOURCES[cell]), "-o", str(partial),
+               str(CSRC / _source(name)), "-o", str(partial),
                f"-L{torch_dir / 'lib'}", "-lc10", "-ltorch_cpu"]
     start = time.perf_counter()
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
         partial.unlink(missing_ok=True)
         errors = [line for line in result.stderr.splitlines() if "error" in line] or result.stderr.splitlines() or [""]
-        raise BuildError(f"compiling the {cell} kernel failed: {errors[0].strip()}\n"
+        subject = "the op registration library" if name == REGISTRAR else f"the {name} kernel"
+        raise BuildError(f"compiling {subject} failed: {errors[0].strip()}\n"
                          f"command: {' '.join(command)}\n{result.stderr[-4000:]}")
     os.replace(partial, target)  # atomic: other processes see no file or the whole file
     if not quiet:
-        _say(f"native {cell} kernel built in {time.perf_counter() - start:.0f} s ({target})")
+        _say(f"{_described(name)} built in {time.perf_counter() - start:.0f} s ({target})")

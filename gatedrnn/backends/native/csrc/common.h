@@ -6,21 +6,19 @@
 // (at::parallel_for over rows): each thread runs its rows through all T steps with a
 // single-threaded GEMM per step and no synchronisation between steps.
 //
-// A cell's file holds only its loops, as a struct registered with GATEDRNN_REGISTER_CELL
+// A cell's file holds only its loops, as a struct handed over with GATEDRNN_CELL_KERNELS
 // (see "The ops" below); each cell is compiled on its own (gatedrnn/backends/native/build.py).
 #pragma once
 
-// Only what the kernels use: the Tensor class with its methods, the per-operator headers of
-// the few functions they call, threads, vectors and op registration; not torch/extension.h,
-// which adds pybind11 and torch's C++ frontend (425k preprocessed lines against 250k).
+// Only what the kernels use: the Tensor class with its methods (allocation too, as
+// Tensor::new_empty), threads and vectors. Not torch/extension.h (pybind11 and torch's C++
+// frontend), not the at::empty / at::cat headers (1.7 s of parsing per kernel), not
+// torch/library.h: the ops are defined and registered by register_ops.cpp, compiled once
+// for every cell.
 #define TORCH_ASSERT_ONLY_METHOD_OPERATORS
 #include <ATen/core/Tensor.h>
 #include <ATen/Parallel.h>
 #include <ATen/cpu/vec/vec.h>
-#include <ATen/ops/cat.h>
-#include <ATen/ops/empty.h>
-#include <ATen/ops/empty_like.h>
-#include <torch/library.h>
 
 #include <array>
 #include <cmath>
@@ -30,6 +28,8 @@
 #include <string>
 #include <tuple>
 #include <vector>
+
+#include "op_signatures.h"
 
 // Fortran BLAS, exported by the BLAS that torch's CPU build links (MKL on x86-64).
 extern "C" {
@@ -44,6 +44,20 @@ void dgemm_(const char* transa, const char* transb, const int* m, const int* n, 
 namespace gatedrnn {
 
 using at::Tensor;
+
+// Uninitialised tensors with `like`'s dtype and device: shaped as `like` (which is
+// contiguous wherever the kernels call this), or `sizes`.
+inline Tensor empty_like(const Tensor& like) { return like.new_empty(like.sizes()); }
+inline Tensor empty(at::IntArrayRef sizes, const Tensor& like) { return like.new_empty(sizes); }
+// at::cat({top, bottom}, 0) with Tensor methods only: top's rows, then bottom's.
+inline Tensor concat_rows(const Tensor& top, const Tensor& bottom) {
+  std::vector<int64_t> sizes = top.sizes().vec();
+  sizes[0] += bottom.size(0);
+  Tensor out = top.new_empty(sizes);
+  out.narrow(0, 0, top.size(0)).copy_(top);
+  out.narrow(0, top.size(0), bottom.size(0)).copy_(bottom);
+  return out;
+}
 
 // The weights by slot (gatedrnn/backends/native/__init__.py, SLOT_NAMES): the recurrent ones
 // (gatedrnn/parameters.py, RECURRENT_NAMES) weight_hh, bias_hh, weight_hr, weight_ci,
@@ -260,13 +274,13 @@ inline Vec<T> activation_slope(const Vec<T>& h_new, bool relu) {
 // ---- The ops ---------------------------------------------------------------------------
 //
 // Every cell defines two ops with one schema, <cell>_forward and <cell>_backward (see
-// define_ops and gatedrnn/backends/native/__init__.py). A cell is a struct with
+// register_ops.cpp and gatedrnn/backends/native/__init__.py). A cell is a struct with
 //   static constexpr const char* kName;        the ops' prefix, e.g. "janet"
 //   static std::vector<Tensor> saved(const ForwardArgs&);
 //                                              what forward keeps for backward (when saving)
 //   template <typename T> static void forward(const ForwardArgs&, ForwardResult&);
 //   template <typename T> static void backward(const BackwardArgs&, BackwardResult&);
-// registered with GATEDRNN_REGISTER_CELL(Cell). forward and backward fill the result's
+// handed over with GATEDRNN_CELL_KERNELS(Cell). forward and backward fill the result's
 // tensors, allocated here; T is float or double.
 
 // The forward op's arguments as the kernels read them: contiguous, weights by slot.
@@ -300,7 +314,7 @@ struct ForwardResult {
   std::vector<Tensor> state;
   std::vector<Tensor> saved;
   ForwardResult(const ForwardArgs& args, std::vector<Tensor> saved_buffers)
-      : output(at::empty({args.steps, args.batch, args.state[0].size(1)}, args.xw.options())),
+      : output(empty({args.steps, args.batch, args.state[0].size(1)}, args.xw)),
         saved(std::move(saved_buffers)) {
     for (const Tensor& s : args.state) state.push_back(s.clone());
     // The kernels skip the steps past each length: their saved rows would be whatever the
@@ -338,12 +352,10 @@ struct BackwardResult {
   Tensor grad_xw;
   std::vector<Tensor> grad_state;
   std::array<Tensor, kNumSlots> grad_weights;
-  BackwardResult(const BackwardArgs& args, at::TensorList grad_state_in) : grad_xw(at::empty_like(args.xw)) {
+  BackwardResult(const BackwardArgs& args, at::TensorList grad_state_in) : grad_xw(empty_like(args.xw)) {
     for (const Tensor& g : grad_state_in) grad_state.push_back(g.contiguous().clone());
   }
 };
-
-using OpResult = std::tuple<Tensor, std::vector<Tensor>, std::vector<Tensor>>;
 
 // Calls f(T()) with T the C++ type of `t`'s dtype, float or double.
 template <typename F>
@@ -376,21 +388,12 @@ OpResult backward_op(const Tensor& grad_output, at::TensorList grad_state, const
   return {result.grad_xw, result.grad_state, grad_weights};
 }
 
-// The schema of every cell's two ops.
-inline void define_ops(torch::Library& m, const std::string& cell) {
-  m.def((cell + "_forward(Tensor xw, Tensor[] state, Tensor[] weights, int[] slots, Tensor? lengths,"
-                " float[] options, bool save) -> (Tensor, Tensor[], Tensor[])").c_str());
-  m.def((cell + "_backward(Tensor grad_output, Tensor[] grad_state, Tensor xw, Tensor[] state,"
-                " Tensor[] weights, int[] slots, Tensor? lengths, float[] options, Tensor output,"
-                " Tensor[] saved) -> (Tensor, Tensor[], Tensor[])").c_str());
-}
-
 }  // namespace gatedrnn
 
-// Defines and implements (CPU) the ops of `Cell`; once per kernel file, at file scope.
-#define GATEDRNN_REGISTER_CELL(Cell)                                                               \
-  TORCH_LIBRARY_FRAGMENT(gatedrnn, m) { ::gatedrnn::define_ops(m, Cell::kName); }                  \
-  TORCH_LIBRARY_IMPL(gatedrnn, CPU, m) {                                                           \
-    m.impl((std::string(Cell::kName) + "_forward").c_str(), &::gatedrnn::forward_op<Cell>);        \
-    m.impl((std::string(Cell::kName) + "_backward").c_str(), &::gatedrnn::backward_op<Cell>);      \
+// Exports the kernels of `Cell` for the op registration library (register_ops.cpp), which
+// defines and registers the cell's ops when the backend loads this library; once per
+// kernel file, at file scope.
+#define GATEDRNN_CELL_KERNELS(Cell)                                                        \
+  extern "C" ::gatedrnn::CellKernels gatedrnn_cell_kernels() {                             \
+    return {Cell::kName, &::gatedrnn::forward_op<Cell>, &::gatedrnn::backward_op<Cell>};   \
   }

@@ -20,7 +20,7 @@ struct GRU {
   // The gate activations r, z, n (T, B, 3H) and hn or rh (T, B, H).
   static std::vector<Tensor> saved(const ForwardArgs& args) {
     const int64_t H = args.state[0].size(1);
-    return {at::empty_like(args.xw), at::empty({args.steps, args.batch, H}, args.xw.options())};
+    return {empty_like(args.xw), empty({args.steps, args.batch, H}, args.xw)};
   }
 
   template <typename T>
@@ -111,7 +111,7 @@ struct GRU {
   static void backward(const BackwardArgs& args, BackwardResult& result) {
     const int64_t steps = args.steps, batch = args.batch, H = args.output.size(2);
     const bool reset_after = args.options[0] != 0.0;
-    const Tensor d_hw = reset_after ? at::empty_like(args.saved_tensor(0)) : Tensor();
+    const Tensor d_hw = reset_after ? empty_like(args.saved_tensor(0)) : Tensor();
     const T* gout = args.grad_output.data_ptr<T>();             // (T, B, H)
     T* dh = result.grad_state[0].data_ptr<T>();                 // (B, H), dL/dh_t carried backwards
     T* dx_all = result.grad_xw.data_ptr<T>();                   // (T, B, 3H)
@@ -206,12 +206,12 @@ struct GRU {
     const Tensor d_rz = result.grad_xw.narrow(2, 0, 2 * H), d_n = result.grad_xw.narrow(2, 2 * H, H);
     auto [grad_w_rz, grad_b_rz] = recurrent_weight_grads(d_rz, h0_tensor, args.output);
     const Tensor grad_w_n = d_n.reshape({-1, H}).t().mm(args.saved_tensor(1).reshape({-1, H}));
-    grads[kWeightHH] = at::cat({grad_w_rz, grad_w_n}, 0);
-    grads[kBiasHH] = at::cat({grad_b_rz, d_n.sum({0, 1})}, 0);
+    grads[kWeightHH] = concat_rows(grad_w_rz, grad_w_n);
+    grads[kBiasHH] = concat_rows(grad_b_rz, d_n.sum({0, 1}));
   }
 };
 
 }  // namespace
 }  // namespace gatedrnn
 
-GATEDRNN_REGISTER_CELL(gatedrnn::GRU)
+GATEDRNN_CELL_KERNELS(gatedrnn::GRU)

@@ -116,4 +116,4 @@ struct IndRNN {
 }  // namespace
 }  // namespace gatedrnn
 
-GATEDRNN_REGISTER_CELL(gatedrnn::IndRNN)
+GATEDRNN_CELL_KERNELS(gatedrnn::IndRNN)

@@ -19,7 +19,7 @@ inline std::pair<Vec<T>, Vec<T>> forget_and_input_gates(const Vec<T>& s, const V
 struct JANET {
   static constexpr const char* kName = "janet";
 
-  static std::vector<Tensor> saved(const ForwardArgs& args) { return {at::empty_like(args.xw)}; }
+  static std::vector<Tensor> saved(const ForwardArgs& args) { return {empty_like(args.xw)}; }
 
   template <typename T>
   static void forward(const ForwardArgs& args, ForwardResult& result) {
@@ -103,4 +103,4 @@ struct JANET {
 }  // namespace
 }  // namespace gatedrnn
 
-GATEDRNN_REGISTER_CELL(gatedrnn::JANET)
+GATEDRNN_CELL_KERNELS(gatedrnn::JANET)

@@ -26,13 +26,12 @@ struct Saved {
   }
   static std::vector<Tensor> allocate(const ForwardArgs& args) {
     const int64_t steps = args.steps, batch = args.batch, H = args.state[1].size(1);
-    const auto options = args.xw.options();
-    return {at::empty_like(args.xw),                    // gates (T, B, 4H)
-            at::empty_like(args.xw),                    // normed (T, B, 4H)
-            at::empty({steps, batch, 4}, options),      // rstd
-            at::empty({steps, batch, H}, options),      // m
-            at::empty({steps, batch, 1}, options),      // rstd_c
-            at::empty({steps, batch, H}, options)};     // cells
+    return {empty_like(args.xw),                // gates (T, B, 4H)
+            empty_like(args.xw),                // normed (T, B, 4H)
+            empty({steps, batch, 4}, args.xw),  // rstd
+            empty({steps, batch, H}, args.xw),  // m
+            empty({steps, batch, 1}, args.xw),  // rstd_c
+            empty({steps, batch, H}, args.xw)}; // cells
   }
 };
 
@@ -196,7 +195,7 @@ struct LayerNormLSTM {
     const int64_t steps = args.steps, batch = args.batch, H = args.state[1].size(1);
     const Saved saved({args.saved_tensor(0), args.saved_tensor(1), args.saved_tensor(2), args.saved_tensor(3),
                        args.saved_tensor(4), args.saved_tensor(5)});
-    const Tensor d_rec = at::empty_like(saved.gates), d_y = at::empty_like(saved.m);
+    const Tensor d_rec = empty_like(saved.gates), d_y = empty_like(saved.m);
     const T* gout = args.grad_output.data_ptr<T>();    // (T, B, H)
     T* dh = result.grad_state[0].data_ptr<T>();        // (B, H), dL/dh_t carried backwards
     T* dc = result.grad_state[1].data_ptr<T>();        // (B, H), dL/dc_t carried backwards
@@ -280,4 +279,4 @@ struct LayerNormLSTM {
 }  // namespace
 }  // namespace gatedrnn
 
-GATEDRNN_REGISTER_CELL(gatedrnn::LayerNormLSTM)
+GATEDRNN_CELL_KERNELS(gatedrnn::LayerNormLSTM)

@@ -46,8 +46,8 @@ struct LSTM {
   // projection, m_t (T, B, H).
   static std::vector<Tensor> saved(const ForwardArgs& args) {
     const int64_t H = args.state[1].size(1);
-    std::vector<Tensor> saved = {at::empty_like(args.xw), at::empty({args.steps, args.batch, H}, args.xw.options())};
-    if (args.weights.has(kWeightHR)) saved.push_back(at::empty({args.steps, args.batch, H}, args.xw.options()));
+    std::vector<Tensor> saved = {empty_like(args.xw), empty({args.steps, args.batch, H}, args.xw)};
+    if (args.weights.has(kWeightHR)) saved.push_back(empty({args.steps, args.batch, H}, args.xw));
     return saved;
   }
 
@@ -148,7 +148,7 @@ struct LSTM {
     const int64_t steps = args.steps, batch = args.batch, H = args.state[1].size(1), P = args.state[0].size(1);
     const LSTMOptions<T> opt(args.weights, args.options);
     const Tensor& cells = args.saved_tensor(1);
-    const Tensor d_proj = args.weights.has(kWeightHR) ? at::empty({steps, batch, P}, cells.options()) : Tensor();
+    const Tensor d_proj = args.weights.has(kWeightHR) ? empty({steps, batch, P}, cells) : Tensor();
     const T* gout = args.grad_output.data_ptr<T>();  // (T, B, P)
     T* dh = result.grad_state[0].data_ptr<T>();      // (B, P), dL/dh_t carried backwards
     T* dc = result.grad_state[1].data_ptr<T>();      // (B, H), dL/dc_t carried backwards
@@ -261,4 +261,4 @@ struct LSTM {
 }  // namespace
 }  // namespace gatedrnn
 
-GATEDRNN_REGISTER_CELL(gatedrnn::LSTM)
+GATEDRNN_CELL_KERNELS(gatedrnn::LSTM)

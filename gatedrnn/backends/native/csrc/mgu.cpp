@@ -17,7 +17,7 @@ namespace {
 struct MGU {
   static constexpr const char* kName = "mgu";
 
-  static std::vector<Tensor> saved(const ForwardArgs& args) { return {at::empty_like(args.xw)}; }  // f, n
+  static std::vector<Tensor> saved(const ForwardArgs& args) { return {empty_like(args.xw)}; }  // f, n
 
   template <typename T>
   static void forward(const ForwardArgs& args, ForwardResult& result) {
@@ -76,7 +76,7 @@ struct MGU {
   template <typename T>
   static void backward(const BackwardArgs& args, BackwardResult& result) {
     const int64_t steps = args.steps, batch = args.batch, H = args.output.size(2);
-    const Tensor q_all = at::empty_like(args.output);  // (T, B, H)
+    const Tensor q_all = empty_like(args.output);  // (T, B, H)
     const T* gout = args.grad_output.data_ptr<T>();  // (T, B, H)
     T* dh = result.grad_state[0].data_ptr<T>();      // (B, H), dL/dh_t carried backwards
     T* d_all = result.grad_xw.data_ptr<T>();         // (T, B, 2H)
@@ -133,12 +133,12 @@ struct MGU {
     const Tensor d_f = result.grad_xw.narrow(2, 0, H), d_n = result.grad_xw.narrow(2, H, H);
     auto [grad_w_f, grad_b_f] = recurrent_weight_grads(d_f, args.state[0], args.output);
     const Tensor grad_w_h = d_n.reshape({-1, H}).t().mm(q_all.view({-1, H}));
-    result.grad_weights[kWeightHH] = at::cat({grad_w_f, grad_w_h}, 0);
-    result.grad_weights[kBiasHH] = at::cat({grad_b_f, d_n.sum({0, 1})}, 0);
+    result.grad_weights[kWeightHH] = concat_rows(grad_w_f, grad_w_h);
+    result.grad_weights[kBiasHH] = concat_rows(grad_b_f, d_n.sum({0, 1}));
   }
 };
 
 }  // namespace
 }  // namespace gatedrnn
 
-GATEDRNN_REGISTER_CELL(gatedrnn::MGU)
+GATEDRNN_CELL_KERNELS(gatedrnn::MGU)

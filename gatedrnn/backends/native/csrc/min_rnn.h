@@ -199,8 +199,8 @@ struct MinRNN {
   static void backward(const BackwardArgs& args, BackwardResult& result) {
     const int64_t H = args.output.size(2);
     const InputTensors input(args, Math::kBlocks * H);
-    const Tensor grad_wt = input.wt.defined() ? at::empty_like(input.wt) : Tensor();
-    const Tensor grad_bias = input.bias.defined() ? at::empty_like(input.bias) : Tensor();
+    const Tensor grad_wt = input.wt.defined() ? empty_like(input.wt) : Tensor();
+    const Tensor grad_bias = input.bias.defined() ? empty_like(input.bias) : Tensor();
     backward_kernel<Math, T>(input.get<T>(), args.grad_output.data_ptr<T>(), args.output.data_ptr<T>(),
                              args.state[0].data_ptr<T>(), result.grad_state[0].data_ptr<T>(),
                              result.grad_xw.data_ptr<T>(), grad_wt.defined() ? grad_wt.data_ptr<T>() : nullptr,

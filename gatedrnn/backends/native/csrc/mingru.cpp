@@ -29,4 +29,4 @@ struct MinGRU {
 }  // namespace
 }  // namespace gatedrnn
 
-GATEDRNN_REGISTER_CELL(gatedrnn::MinRNN<gatedrnn::MinGRU>)
+GATEDRNN_CELL_KERNELS(gatedrnn::MinRNN<gatedrnn::MinGRU>)

@@ -30,4 +30,4 @@ struct MinLSTM {
 }  // namespace
 }  // namespace gatedrnn
 
-GATEDRNN_REGISTER_CELL(gatedrnn::MinRNN<gatedrnn::MinLSTM>)
+GATEDRNN_CELL_KERNELS(gatedrnn::MinRNN<gatedrnn::MinLSTM>)

@@ -70,4 +70,4 @@ struct RNN {
 }  // namespace
 }  // namespace gatedrnn
 
-GATEDRNN_REGISTER_CELL(gatedrnn::RNN)
+GATEDRNN_CELL_KERNELS(gatedrnn::RNN)
