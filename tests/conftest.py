@@ -1,9 +1,18 @@
 """Shared fixtures."""
 
+import os
+
 import pytest
 import torch
 
 from gatedrnn.backends import native
+
+# Under pytest-xdist the workers share the cores: torch's default of a thread per core in
+# each worker would run more threads than cores, which OpenMP pays for by spinning.
+# Tests that need several threads ask for them (two_threads).
+_workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if _workers > 1:
+    torch.set_num_threads(max(1, torch.get_num_threads() // _workers))
 
 
 @pytest.fixture(scope="session")
