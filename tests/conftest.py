@@ -24,3 +24,14 @@ def two_threads():
     torch.set_num_threads(2)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def one_thread():
+    """torch on one thread for the test, restored after: the runs of a tiny model are fastest
+    so, and a subprocess given OMP_NUM_THREADS=1 computes what this process does (the
+    tests that compare their results bit for bit)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
