@@ -18,17 +18,19 @@ from gatedrnn.train.runs import load_run
 
 
 @pytest.fixture(scope="module")
-def text_run(tmp_path_factory):
+def text_run(tmp_path_factory, torch_threads):
     out = tmp_path_factory.mktemp("explore") / "lstm"
-    train(TrainConfig(task="pysource", cell="lstm", hidden=10, layers=2, epochs=1, limit=3000, batch_size=4,
-                      seq_len=30), out, progress=False)
+    with torch_threads(1):
+        train(TrainConfig(task="pysource", cell="lstm", hidden=10, layers=2, epochs=1, limit=3000, batch_size=4,
+                          seq_len=30), out, progress=False)
     return out
 
 
 @pytest.fixture(scope="module")
-def sequence_run(tmp_path_factory):
+def sequence_run(tmp_path_factory, torch_threads):
     out = tmp_path_factory.mktemp("explore") / "janet"
-    train(TrainConfig(task="mnist1d", cell="janet", hidden=8, epochs=1, limit=100), out, progress=False)
+    with torch_threads(1):
+        train(TrainConfig(task="mnist1d", cell="janet", hidden=8, epochs=1, limit=100), out, progress=False)
     return out
 
 

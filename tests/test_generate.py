@@ -14,10 +14,11 @@ from gatedrnn.train.runs import load_run
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
+def run_dir(tmp_path_factory, torch_threads):
     out = tmp_path_factory.mktemp("generate") / "run"
-    train(TrainConfig(task="pysource", cell="gru", hidden=16, epochs=1, limit=4000, batch_size=4, seq_len=30),
-          out, progress=False)
+    with torch_threads(1):
+        train(TrainConfig(task="pysource", cell="gru", hidden=16, epochs=1, limit=4000, batch_size=4, seq_len=30),
+              out, progress=False)
     return out
 
 
