@@ -1,5 +1,6 @@
 """Shared fixtures."""
 
+import contextlib
 import os
 
 import pytest
@@ -26,10 +27,34 @@ def native_backend():
     return native
 
 
+@contextlib.contextmanager
+def _threads(count):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 @pytest.fixture
 def two_threads():
     """torch on two threads for the test (the kernels' batch split), restored after."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(threads)
+    with _threads(2):
+        yield
+
+
+@pytest.fixture
+def one_thread():
+    """torch on one thread for the test, restored after: the runs of a tiny model are fastest
+    so, and a subprocess given OMP_NUM_THREADS=1 computes what this process does (the
+    tests that compare their results bit for bit)."""
+    with _threads(1):
+        yield
+
+
+@pytest.fixture(scope="session")
+def torch_threads():
+    """``with torch_threads(n):`` torch on n threads, restored after: for the module-scoped
+    fixtures that train a tiny model (on one thread, the fastest), which cannot use one_thread."""
+    return _threads

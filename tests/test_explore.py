@@ -4,8 +4,6 @@ cell diagrams read from the specs, and the page's self-containment."""
 import base64
 import json
 import re
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -13,23 +11,26 @@ import torch
 
 import gatedrnn as gr
 from gatedrnn.cells import CELL_SPECS, GRUSpec, JANETSpec, LSTMSpec, MGUSpec
+from gatedrnn.cli import main
 from gatedrnn.inspect import explore as ex
 from gatedrnn.train import TrainConfig, train
 from gatedrnn.train.runs import load_run
 
 
 @pytest.fixture(scope="module")
-def text_run(tmp_path_factory):
+def text_run(tmp_path_factory, torch_threads):
     out = tmp_path_factory.mktemp("explore") / "lstm"
-    train(TrainConfig(task="pysource", cell="lstm", hidden=10, layers=2, epochs=1, limit=3000, batch_size=4,
-                      seq_len=30), out, progress=False)
+    with torch_threads(1):
+        train(TrainConfig(task="pysource", cell="lstm", hidden=10, layers=2, epochs=1, limit=3000, batch_size=4,
+                          seq_len=30), out, progress=False)
     return out
 
 
 @pytest.fixture(scope="module")
-def sequence_run(tmp_path_factory):
+def sequence_run(tmp_path_factory, torch_threads):
     out = tmp_path_factory.mktemp("explore") / "janet"
-    train(TrainConfig(task="mnist1d", cell="janet", hidden=8, epochs=1, limit=100), out, progress=False)
+    with torch_threads(1):
+        train(TrainConfig(task="mnist1d", cell="janet", hidden=8, epochs=1, limit=100), out, progress=False)
     return out
 
 
@@ -152,12 +153,10 @@ def test_sequences_are_laid_end_to_end(sequence_run):
     assert list(recording.features) == ["input 0", "step in sequence"]
 
 
-def test_the_page_is_self_contained_and_the_command_prints_its_path(text_run, tmp_path):
+def test_the_page_is_self_contained_and_the_command_prints_its_path(text_run, tmp_path, capsys):
     out = tmp_path / "page.html"
-    result = subprocess.run([sys.executable, "-m", "gatedrnn", "explore", str(text_run), "--out", str(out),
-                             "--steps", "150"], capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == str(out)
+    assert main(["explore", str(text_run), "--out", str(out), "--steps", "150"]) == 0
+    assert capsys.readouterr().out.strip() == str(out)
     page = out.read_text()
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page)  # nothing fetched
     assert "{{" not in page
@@ -165,15 +164,14 @@ def test_the_page_is_self_contained_and_the_command_prints_its_path(text_run, tm
     assert set(re.findall(r"https?://[^\s\"'<>]+", code)) == {"http://www.w3.org/2000/svg"}  # a namespace
 
 
-def test_runs_without_a_recurrent_layer_and_bad_steps(tmp_path, text_run):
+def test_runs_without_a_recurrent_layer_and_bad_steps(tmp_path, text_run, capsys):
     transformer = tmp_path / "transformer"
     train(TrainConfig(task="mnist1d", cell="transformer", hidden=8, layers=1, epochs=1, limit=50), transformer,
           progress=False)
     with pytest.raises(ValueError, match="no recurrent layer"):
         ex.explore(transformer)
-    result = subprocess.run([sys.executable, "-m", "gatedrnn", "explore", str(transformer)],
-                            capture_output=True, text=True, timeout=300)
-    assert result.returncode == 2 and "no recurrent layer" in result.stderr
+    assert main(["explore", str(transformer)]) == 2
+    assert "no recurrent layer" in capsys.readouterr().err
     with pytest.raises(ValueError, match="steps"):
         ex.explore(text_run, steps=0)
     with pytest.raises(FileNotFoundError):

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 
 from gatedrnn import models, tasks
+from gatedrnn.cli import main
 from gatedrnn.tasks import text
 from gatedrnn.tasks.base import Split
 from gatedrnn.train import TrainConfig, TrainingError, read_metrics, train
@@ -27,11 +28,6 @@ ONE_PROCESS = World(rank=0, size=1, device=torch.device("cpu"))
 
 def _weights(path):
     return load_file(str(path))
-
-
-def _cli(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "gatedrnn", *args], capture_output=True, text=True,
-                          timeout=300, env=env)
 
 
 # -- the alphabet and the corpus ------------------------------------------------------------
@@ -211,7 +207,7 @@ def test_run_directory_config_records_the_corpus_and_summary_the_baselines(tmp_p
     assert summary["test_bpc"] == pytest.approx(evaluate_stream(model, task, test, ONE_PROCESS)[0], rel=1e-6)
 
 
-def test_resume_ends_exactly_as_the_uninterrupted_run(tmp_path, monkeypatch):
+def test_resume_ends_exactly_as_the_uninterrupted_run(tmp_path, monkeypatch, one_thread):
     train(TrainConfig(**TINY), tmp_path / "straight", progress=False)
     # the second run dies in epoch 2 (after epoch 1's checkpoint), then resumes
     from gatedrnn.train.tbptt import StreamRun
@@ -239,7 +235,7 @@ def test_resume_ends_exactly_as_the_uninterrupted_run(tmp_path, monkeypatch):
     assert all(torch.equal(a[name], b[name]) for name in a)
 
 
-def test_resume_refuses_a_different_corpus(tmp_path):
+def test_resume_refuses_a_different_corpus(tmp_path, one_thread):
     out = tmp_path / "run"
     train(TrainConfig(**{**TINY, "epochs": 1}), out, progress=False)
     stored = json.loads((out / "config.json").read_text())
@@ -256,14 +252,15 @@ def test_every_recurrent_cell_trains_on_the_text_task(tmp_path, cell):
     assert math.isfinite(summary["test_bpc"]) and summary["cell"] == cell
 
 
-def test_the_transformer_gets_a_clear_error_from_the_command_line(tmp_path):
-    result = _cli("train", "--task", "pysource", "--cell", "transformer", "--limit", "500", "--epochs", "1",
-                  "--out", str(tmp_path / "t"), "--quiet")
-    assert result.returncode == 2
-    assert "no recurrent state to carry" in result.stderr and "Traceback" not in result.stderr
+def test_the_transformer_gets_a_clear_error_from_the_command_line(tmp_path, capsys):
+    status = main(["train", "--task", "pysource", "--cell", "transformer", "--limit", "500", "--epochs", "1",
+                   "--out", str(tmp_path / "t"), "--quiet"])
+    assert status == 2
+    error = capsys.readouterr().err
+    assert "no recurrent state to carry" in error and "Traceback" not in error
 
 
-def test_two_process_ddp_takes_the_rows_of_the_single_process_batch(tmp_path):
+def test_two_process_ddp_takes_the_rows_of_the_single_process_batch(tmp_path, one_thread):
     args = ["--task", "pysource", "--cell", "gru", "--hidden", "8", "--epochs", "1", "--limit", "2000",
             "--batch-size", "4", "--seq-len", "20", "--quiet"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -271,8 +268,8 @@ def test_two_process_ddp_takes_the_rows_of_the_single_process_batch(tmp_path):
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "gatedrnn", "train",
          *args, "--out", str(tmp_path / "ddp")], capture_output=True, text=True, timeout=300, env=env)
     assert ddp.returncode == 0, ddp.stderr[-3000:]
-    single = _cli("train", *args, "--out", str(tmp_path / "single"), env=env)
-    assert single.returncode == 0, single.stderr
+    # the reference run in this process (one thread, as the ranks): only torchrun needs processes
+    assert main(["train", *args, "--out", str(tmp_path / "single")]) == 0
     a = _weights(tmp_path / "ddp/checkpoints/model-0001.safetensors")
     b = _weights(tmp_path / "single/checkpoints/model-0001.safetensors")
     for name in a:

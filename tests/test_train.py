@@ -15,6 +15,7 @@ import torch
 from safetensors.torch import load_file
 
 from gatedrnn import models, tasks
+from gatedrnn.cli import main
 from gatedrnn.tasks.mnist1d import MNIST1D
 from gatedrnn.train import NonFiniteLoss, RunExists, TrainConfig, TrainingError, read_metrics, train
 from gatedrnn.train.compare import compare
@@ -91,20 +92,17 @@ def test_same_seed_gives_identical_metrics_and_weights(tmp_path):
     assert _rows_without_seconds(tmp_path / "a") != _rows_without_seconds(tmp_path / "c")
 
 
-def _cli(*args, **kwargs):
-    return subprocess.run([sys.executable, "-m", "gatedrnn", *args], capture_output=True, text=True,
-                          timeout=300, **kwargs)
-
-
-def test_resume_after_sigkill_ends_exactly_as_the_uninterrupted_run(tmp_path):
-    # dropout and a cosine schedule: the RNG, optimizer and scheduler states all matter
+def test_resume_after_sigkill_ends_exactly_as_the_uninterrupted_run(tmp_path, one_thread):
+    # dropout and a cosine schedule: the RNG, optimizer and scheduler states all matter.
+    # Only the run that is killed needs a process of its own; the uninterrupted and the
+    # resumed runs are commands in this one, on one thread as the killed run is
     args = ["train", "--task", "mnist1d", "--cell", "janet", "--hidden", "16", "--epochs", "6",
             "--limit", "300", "--dropout", "0.2", "--quiet"]
-    done = _cli(*args, "--out", str(tmp_path / "whole"))
-    assert done.returncode == 0, done.stderr
+    assert main([*args, "--out", str(tmp_path / "whole")]) == 0
 
     killed = subprocess.Popen([sys.executable, "-m", "gatedrnn", *args, "--out", str(tmp_path / "cut")],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              env={**os.environ, "OMP_NUM_THREADS": "1"})
     metrics = tmp_path / "cut" / "metrics.jsonl"
     deadline = time.time() + 240
     while time.time() < deadline and killed.poll() is None:
@@ -115,8 +113,7 @@ def test_resume_after_sigkill_ends_exactly_as_the_uninterrupted_run(tmp_path):
     killed.wait()
     assert not (tmp_path / "cut" / "summary.json").exists(), "the run finished before it was killed"
 
-    resumed = _cli(*args, "--out", str(tmp_path / "cut"), "--resume")
-    assert resumed.returncode == 0, resumed.stderr
+    assert main([*args, "--out", str(tmp_path / "cut"), "--resume"]) == 0
     assert _rows_without_seconds(tmp_path / "whole") == _rows_without_seconds(tmp_path / "cut")
     for name in ("best.safetensors", "model-0006.safetensors", "trainer-0006.safetensors"):
         _assert_same_weights(_weights(tmp_path / "whole/checkpoints" / name),
@@ -161,8 +158,6 @@ def test_non_finite_loss_stops_with_the_epoch_and_step_and_keeps_the_last_checkp
 
 
 def test_non_finite_loss_exits_non_zero_from_the_command_line(tmp_path, monkeypatch, capsys):
-    from gatedrnn.cli import main
-
     monkeypatch.setattr(MNIST1D, "loss", lambda self, output, target: output.sum() * float("inf"))
     status = main(["train", "--task", "mnist1d", "--cell", "gru", "--hidden", "8", "--limit", "100",
                    "--epochs", "1", "--quiet", "--out", str(tmp_path / "r")])
@@ -171,7 +166,7 @@ def test_non_finite_loss_exits_non_zero_from_the_command_line(tmp_path, monkeypa
     assert "epoch 1, step 1" in error and "Traceback" not in error
 
 
-def test_two_process_gloo_ddp_matches_one_process(tmp_path):
+def test_two_process_gloo_ddp_matches_one_process(tmp_path, one_thread):
     # DistributedSampler gives rank r the examples r, r+2, ... of the epoch's permutation,
     # so the two ranks' batches together are the single process's batch, and averaging
     # their gradients gives its gradient: the runs agree up to rounding.
@@ -183,8 +178,8 @@ def test_two_process_gloo_ddp_matches_one_process(tmp_path):
          *args, "--out", str(tmp_path / "ddp")], capture_output=True, text=True, timeout=300, env=env)
     assert ddp.returncode == 0, ddp.stderr[-3000:]
     assert ddp.stdout.count("test accuracy") == 1  # rank 0 reports
-    single = _cli("train", *args, "--out", str(tmp_path / "single"), env=env)
-    assert single.returncode == 0, single.stderr
+    # the reference run in this process (one thread, as the ranks): only torchrun needs processes
+    assert main(["train", *args, "--out", str(tmp_path / "single")]) == 0
     summary = json.loads((tmp_path / "ddp/summary.json").read_text())
     assert summary["world_size"] == 2
     a = _weights(tmp_path / "ddp/checkpoints/model-0002.safetensors")
