@@ -13,7 +13,8 @@ from gatedrnn.cells import GRUSpec
 
 H = 37  # not a multiple of any vector width
 
-pytestmark = pytest.mark.usefixtures("native_backend")
+# two_threads: the kernels split the batch over threads (B >= 8 here), as on any multi-core machine
+pytestmark = pytest.mark.usefixtures("native_backend", "two_threads")
 
 # (id, T, B, lengths or None); B >= 8 splits the batch over threads where there are several.
 SHAPES = [

@@ -13,7 +13,8 @@ from gatedrnn.backends import native, reference
 from gatedrnn.cells import LSTMSpec
 from gatedrnn.parameters import RECURRENT_NAMES
 
-pytestmark = pytest.mark.usefixtures("native_backend")
+# two_threads: the kernels split the batch over threads (B >= 8 here), as on any multi-core machine
+pytestmark = pytest.mark.usefixtures("native_backend", "two_threads")
 
 T, B, H, P = 6, 9, 11, 5  # H, P not multiples of any vector width; B split across threads
 CELL_CLIP, PROJ_CLIP, FORGET_BIAS = 0.8, 0.3, 0.7  # clips small enough to be active
