@@ -5,8 +5,12 @@
 #   benchmarks/quickstart.sh [REPO]        (default: this checkout's committed HEAD)
 #
 # Prints the seconds of each command and writes benchmarks/results/quickstart.json.
-# PIP_NO_CACHE_DIR=1 in the environment measures with an empty pip cache too.
+# PIP_NO_CACHE_DIR=1 in the environment measures with an empty pip cache too. The commands
+# run as in a new user's shell: without PYTHONDONTWRITEBYTECODE (set in some sandboxes and
+# CI images), which would make every Python process compile torch's sources again;
+# KEEP_ENVIRONMENT=1 keeps it as it is.
 set -euo pipefail
+[ "${KEEP_ENVIRONMENT:-0}" = 1 ] || unset PYTHONDONTWRITEBYTECODE
 repo="$(cd "${1:-$(dirname "$0")/..}" && pwd)"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
@@ -32,11 +36,12 @@ printf 'command 1: %.1f s\ncommand 2: %.1f s\nmachine: %s (load average %s)\n' \
   "${seconds[0]}" "${seconds[1]}" "$machine" "$load"
 mkdir -p "$repo/benchmarks/results"
 python3 - "$repo/benchmarks/results/quickstart.json" "${commands[0]}" "${seconds[0]}" "${commands[1]}" \
-  "${seconds[1]}" "$machine" "$load" "${PIP_NO_CACHE_DIR:-0}" <<'PY'
+  "${seconds[1]}" "$machine" "$load" "${PIP_NO_CACHE_DIR:-0}" "${PYTHONDONTWRITEBYTECODE:-0}" <<'PY'
 import json, sys
-path, command_1, seconds_1, command_2, seconds_2, machine, load, no_cache = sys.argv[1:]
+path, command_1, seconds_1, command_2, seconds_2, machine, load, no_cache, no_bytecode = sys.argv[1:]
 record = {"command_1": command_1, "seconds_1": float(seconds_1), "command_2": command_2,
-          "seconds_2": float(seconds_2), "machine": machine, "load_average": load, "pip_no_cache": no_cache}
+          "seconds_2": float(seconds_2), "machine": machine, "load_average": load, "pip_no_cache": no_cache,
+          "pythondontwritebytecode": no_bytecode}
 with open(path, "w") as handle:
     json.dump(record, handle, indent=1)
     handle.write("\n")
