@@ -121,6 +121,18 @@ def test_without_a_compiler_auto_falls_back_and_native_is_an_error(tmp_path):
     assert libraries(tmp_path) == []
 
 
+def test_without_a_compiler_the_kernels_built_earlier_run(tmp_path):
+    """A Docker image that ran ``gatedrnn build`` and dropped its toolchain: the kernel and
+    the op registration library built by one compiler are found and loaded without any."""
+    built = run_python(BUILD, tmp_path)
+    assert built.returncode == 0, built.stderr
+    result = run_python(SCRIPT, tmp_path, backend="native", CXX=str(tmp_path / "no-such-compiler"))
+    assert result.returncode == 0, result.stderr
+    backend, error = result.stdout.split()
+    assert backend == "native" and float(error) < 1e-12
+    assert "compiling" not in result.stderr and "RuntimeWarning" not in result.stderr
+
+
 FAILING_COMPILER = """#!/bin/sh
 if [ "$1" = "--version" ]; then echo "broken-c++ 1.0"; exit 0; fi
 echo "rnn.cpp:1:1: error: this compiler is broken" >&2

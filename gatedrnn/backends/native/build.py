@@ -193,8 +193,9 @@ def cached(cell: str) -> Optional[Path]:
 
 
 def registrar() -> Path:
-    """The path of the op registration library, built first if it is not cached."""
-    return _built(REGISTRAR, None, quiet=False)
+    """The path of the op registration library, built first if it is not cached (where no
+    compiler is found, one built earlier by any compiler)."""
+    return _cached_file(REGISTRAR) or _built(REGISTRAR, None, quiet=False)
 
 
 def _compiler_hash(path: str) -> str:
