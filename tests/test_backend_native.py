@@ -20,6 +20,21 @@ def test_ops_are_registered_torch_ops():
 
 
 @pytest.mark.usefixtures("native_backend")
+def test_registering_a_cell_twice_is_an_error_not_a_crash():
+    """The op registration library turns the dispatcher's C++ exception into a message
+    (no exception may cross the C function ctypes calls): loading a kernel library whose
+    ops exist already raises NativeUnavailable, and the ops keep working."""
+    native.load("rnn")
+    with pytest.raises(native.NativeUnavailable, match="registering the ops of rnn-.*gatedrnn::rnn_forward"):
+        native._register_kernels(build.library("rnn"))
+    layer = gr.RNN(3, 4, backend="native")
+    reference = gr.RNN(3, 4, backend="reference")
+    reference.load_state_dict(layer.state_dict())
+    x = torch.randn(5, 2, 3)
+    torch.testing.assert_close(layer(x)[0], reference(x)[0])
+
+
+@pytest.mark.usefixtures("native_backend")
 @pytest.mark.parametrize("compile_backend", ["aot_eager", pytest.param("inductor", marks=pytest.mark.slow)])
 def test_model_using_native_ops_runs_under_torch_compile(compile_backend):
     torch.manual_seed(0)
