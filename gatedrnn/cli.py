@@ -81,6 +81,8 @@ def _build(args: argparse.Namespace) -> int:
         for cell, outcome, success in pool.map(build_one, cells):
             print(f"  {cell}: {outcome}", flush=True)
             ok &= success
+    if ok:  # compiled beside the first kernel that needed it
+        print(f"  and the op registration library every cell's kernel needs: {build.registrar()}")
     return 0 if ok else 1
 
 

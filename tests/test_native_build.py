@@ -198,6 +198,7 @@ def test_build_and_backends_commands(capsys):
     assert f"for {build.capability()} into {build.cache_dir()}" in out
     assert f"  rnn: cached ({build.cached('rnn')})" in out
     assert "  layernorm_lstm: " in out and build.cached("layernorm_lstm") is not None
+    assert f"  and the op registration library every cell's kernel needs: {build.registrar()}" in out
     assert main(["backends"]) == 0
     out = capsys.readouterr().out
     assert f"native kernels: {build.cache_dir()}" in out
