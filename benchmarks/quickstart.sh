@@ -30,18 +30,19 @@ for command in "${commands[@]}"; do
   bash -c "$command"
   seconds+=("$(echo "$(date +%s.%N) - $start" | bc)")
 done
+commit="$(git -C "$work/gatedrnn" rev-parse --short HEAD)"
 machine="$(lscpu | awk -F: '/Model name/ {gsub(/^ +/, "", $2); print $2; exit}'), $(nproc) CPUs"
 load="$(cut -d' ' -f1-3 /proc/loadavg)"
-printf 'command 1: %.1f s\ncommand 2: %.1f s\nmachine: %s (load average %s)\n' \
-  "${seconds[0]}" "${seconds[1]}" "$machine" "$load"
+printf 'command 1: %.1f s\ncommand 2: %.1f s\nmachine: %s (load average %s), commit %s\n' \
+  "${seconds[0]}" "${seconds[1]}" "$machine" "$load" "$commit"
 mkdir -p "$repo/benchmarks/results"
 python3 - "$repo/benchmarks/results/quickstart.json" "${commands[0]}" "${seconds[0]}" "${commands[1]}" \
-  "${seconds[1]}" "$machine" "$load" "${PIP_NO_CACHE_DIR:-0}" "${PYTHONDONTWRITEBYTECODE:-0}" <<'PY'
+  "${seconds[1]}" "$machine" "$load" "${PIP_NO_CACHE_DIR:-0}" "${PYTHONDONTWRITEBYTECODE:-0}" "$commit" <<'PY'
 import json, sys
-path, command_1, seconds_1, command_2, seconds_2, machine, load, no_cache, no_bytecode = sys.argv[1:]
+path, command_1, seconds_1, command_2, seconds_2, machine, load, no_cache, no_bytecode, commit = sys.argv[1:]
 record = {"command_1": command_1, "seconds_1": float(seconds_1), "command_2": command_2,
           "seconds_2": float(seconds_2), "machine": machine, "load_average": load, "pip_no_cache": no_cache,
-          "pythondontwritebytecode": no_bytecode}
+          "pythondontwritebytecode": no_bytecode, "commit": commit}
 with open(path, "w") as handle:
     json.dump(record, handle, indent=1)
     handle.write("\n")
