@@ -107,6 +107,21 @@ def initial_state(layer, batch, dtype):
     return tuple(torch.randn(layers, batch, size, dtype=dtype, requires_grad=True) for size in sizes)
 
 
+def assert_inference_matches(ours, ref, x):
+    """Under no_grad (the fast backends save nothing for backward) ``ours`` gives ``ref``'s
+    output and final states on x (T, B = 4, I) and on x packed to lengths 2, 6, 1, 4."""
+    packed = pack_padded_sequence(x, torch.tensor([2, 6, 1, 4]), enforce_sorted=False)
+    with torch.no_grad():
+        for inp in (x, packed):
+            (out_o, final_o), (out_r, final_r) = ours(inp), ref(inp)
+            if isinstance(inp, PackedSequence):
+                out_o, out_r = out_o.data, out_r.data
+            assert_close_rel(out_o, out_r, 1e-12, "output")
+            final_o, final_r = (final if isinstance(final, tuple) else (final,) for final in (final_o, final_r))
+            for k, (a, b) in enumerate(zip(final_o, final_r, strict=True)):
+                assert_close_rel(a, b, 1e-12, f"final state {k}")
+
+
 def forward_backward(layer, x, hx, lengths):
     """Output, final states and the gradients of input, hx and every parameter."""
     layer.zero_grad()
@@ -155,17 +170,7 @@ def test_layer_inference_matches_reference(backend, make):
     """Without autograd the fast backends save nothing for backward; same results."""
     ours, ref = layer_pair(make, torch.float64, backend, num_layers=2, bidirectional=True)
     torch.manual_seed(2)
-    x = torch.randn(6, 4, I, dtype=torch.float64)
-    packed = pack_padded_sequence(x, torch.tensor([2, 6, 1, 4]), enforce_sorted=False)
-    with torch.no_grad():
-        for inp in (x, packed):
-            (out_o, final_o), (out_r, final_r) = ours(inp), ref(inp)
-            if isinstance(inp, PackedSequence):
-                out_o, out_r = out_o.data, out_r.data
-            assert_close_rel(out_o, out_r, 1e-12, "output")
-            for a, b in zip(final_o if isinstance(final_o, tuple) else (final_o,),
-                            final_r if isinstance(final_r, tuple) else (final_r,)):
-                assert_close_rel(a, b, 1e-12, "final state")
+    assert_inference_matches(ours, ref, torch.randn(6, 4, I, dtype=torch.float64))
 
 
 def test_layer_weight_gradients_without_input_gradient(backend):
