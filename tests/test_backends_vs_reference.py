@@ -143,6 +143,19 @@ def forward_backward(layer, x, hx, lengths):
     return out.detach(), [s.detach() for s in final], grads
 
 
+def assert_results_close(ours, ref, tol):
+    """Two forward_backward results (output, final states, gradients) agree within ``tol``
+    relative error, the same dtype, every gradient present."""
+    (out_o, final_o, grads_o), (out_r, final_r, grads_r) = ours, ref
+    assert_close_rel(out_o, out_r, tol, "output")
+    for k, (a, b) in enumerate(zip(final_o, final_r, strict=True)):
+        assert_close_rel(a, b, tol, f"final state {k}")
+    assert grads_o.keys() == grads_r.keys()
+    for name, g in grads_r.items():
+        assert grads_o[name] is not None, f"no gradient for {name}"
+        assert_close_rel(grads_o[name], g, tol, f"gradient of {name}")
+
+
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=[s[0] for s in SCENARIOS])
 @pytest.mark.parametrize("make", [m for _, m in LAYERS], ids=[n for n, _ in LAYERS])
@@ -152,17 +165,8 @@ def test_layer_matches_reference(backend, make, scenario, dtype):
     torch.manual_seed(1)
     x = torch.randn(T, B, I, dtype=dtype, requires_grad=True)
     hx = initial_state(ref, B, dtype) if with_hx else ()
-    out_o, final_o, grads_o = forward_backward(ours, x, hx, lengths)
-    out_r, final_r, grads_r = forward_backward(ref, x, hx, lengths)
-    tol = TOLERANCE[dtype]
-    assert_close_rel(out_o, out_r, tol, "output")
-    assert len(final_o) == len(final_r)
-    for k, (a, b) in enumerate(zip(final_o, final_r)):
-        assert_close_rel(a, b, tol, f"final state {k}")
-    assert grads_o.keys() == grads_r.keys()
-    for name, g in grads_r.items():
-        assert grads_o[name] is not None, f"no gradient for {name}"
-        assert_close_rel(grads_o[name], g, tol, f"gradient of {name}")
+    assert_results_close(forward_backward(ours, x, hx, lengths), forward_backward(ref, x, hx, lengths),
+                         TOLERANCE[dtype])
 
 
 @pytest.mark.parametrize("make", [m for _, m in LAYERS], ids=[n for n, _ in LAYERS])
