@@ -11,6 +11,7 @@ import gatedrnn as gr
 from gatedrnn import backends
 from gatedrnn.backends import native
 from gatedrnn.backends.native import build
+from helpers import assert_compiled_matches_eager
 
 @pytest.mark.usefixtures("native_backend")
 def test_ops_are_registered_torch_ops():
@@ -40,17 +41,7 @@ def test_model_using_native_ops_runs_under_torch_compile(compile_backend):
     torch.manual_seed(0)
     model = nn.Sequential(gr.JANET(3, 8, backend="native", batch_first=True),
                           gr.MeanPool(batch_first=True), nn.Linear(8, 1))
-    x = torch.randn(4, 6, 3)
-    eager = model(x)
-    eager.sum().backward()
-    eager_grads = [p.grad.clone() for p in model.parameters()]
-    model.zero_grad()
-    compiled = torch.compile(model, backend=compile_backend, fullgraph=True)
-    out = compiled(x)
-    out.sum().backward()
-    torch.testing.assert_close(out, eager)
-    for p, g in zip(model.parameters(), eager_grads):
-        torch.testing.assert_close(p.grad, g)
+    assert_compiled_matches_eager(model, torch.randn(4, 6, 3), compile_backend)
 
 
 @pytest.mark.usefixtures("native_backend")

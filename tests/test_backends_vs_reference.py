@@ -107,6 +107,21 @@ def initial_state(layer, batch, dtype):
     return tuple(torch.randn(layers, batch, size, dtype=dtype, requires_grad=True) for size in sizes)
 
 
+def assert_inference_matches(ours, ref, x):
+    """Under no_grad (the fast backends save nothing for backward) ``ours`` gives ``ref``'s
+    output and final states on x (T, B = 4, I) and on x packed to lengths 2, 6, 1, 4."""
+    packed = pack_padded_sequence(x, torch.tensor([2, 6, 1, 4]), enforce_sorted=False)
+    with torch.no_grad():
+        for inp in (x, packed):
+            (out_o, final_o), (out_r, final_r) = ours(inp), ref(inp)
+            if isinstance(inp, PackedSequence):
+                out_o, out_r = out_o.data, out_r.data
+            assert_close_rel(out_o, out_r, 1e-12, "output")
+            final_o, final_r = (final if isinstance(final, tuple) else (final,) for final in (final_o, final_r))
+            for k, (a, b) in enumerate(zip(final_o, final_r, strict=True)):
+                assert_close_rel(a, b, 1e-12, f"final state {k}")
+
+
 def forward_backward(layer, x, hx, lengths):
     """Output, final states and the gradients of input, hx and every parameter."""
     layer.zero_grad()
@@ -128,6 +143,19 @@ def forward_backward(layer, x, hx, lengths):
     return out.detach(), [s.detach() for s in final], grads
 
 
+def assert_results_close(ours, ref, tol):
+    """Two forward_backward results (output, final states, gradients) agree within ``tol``
+    relative error, the same dtype, every gradient present."""
+    (out_o, final_o, grads_o), (out_r, final_r, grads_r) = ours, ref
+    assert_close_rel(out_o, out_r, tol, "output")
+    for k, (a, b) in enumerate(zip(final_o, final_r, strict=True)):
+        assert_close_rel(a, b, tol, f"final state {k}")
+    assert grads_o.keys() == grads_r.keys()
+    for name, g in grads_r.items():
+        assert grads_o[name] is not None, f"no gradient for {name}"
+        assert_close_rel(grads_o[name], g, tol, f"gradient of {name}")
+
+
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=[s[0] for s in SCENARIOS])
 @pytest.mark.parametrize("make", [m for _, m in LAYERS], ids=[n for n, _ in LAYERS])
@@ -137,17 +165,8 @@ def test_layer_matches_reference(backend, make, scenario, dtype):
     torch.manual_seed(1)
     x = torch.randn(T, B, I, dtype=dtype, requires_grad=True)
     hx = initial_state(ref, B, dtype) if with_hx else ()
-    out_o, final_o, grads_o = forward_backward(ours, x, hx, lengths)
-    out_r, final_r, grads_r = forward_backward(ref, x, hx, lengths)
-    tol = TOLERANCE[dtype]
-    assert_close_rel(out_o, out_r, tol, "output")
-    assert len(final_o) == len(final_r)
-    for k, (a, b) in enumerate(zip(final_o, final_r)):
-        assert_close_rel(a, b, tol, f"final state {k}")
-    assert grads_o.keys() == grads_r.keys()
-    for name, g in grads_r.items():
-        assert grads_o[name] is not None, f"no gradient for {name}"
-        assert_close_rel(grads_o[name], g, tol, f"gradient of {name}")
+    assert_results_close(forward_backward(ours, x, hx, lengths), forward_backward(ref, x, hx, lengths),
+                         TOLERANCE[dtype])
 
 
 @pytest.mark.parametrize("make", [m for _, m in LAYERS], ids=[n for n, _ in LAYERS])
@@ -155,17 +174,7 @@ def test_layer_inference_matches_reference(backend, make):
     """Without autograd the fast backends save nothing for backward; same results."""
     ours, ref = layer_pair(make, torch.float64, backend, num_layers=2, bidirectional=True)
     torch.manual_seed(2)
-    x = torch.randn(6, 4, I, dtype=torch.float64)
-    packed = pack_padded_sequence(x, torch.tensor([2, 6, 1, 4]), enforce_sorted=False)
-    with torch.no_grad():
-        for inp in (x, packed):
-            (out_o, final_o), (out_r, final_r) = ours(inp), ref(inp)
-            if isinstance(inp, PackedSequence):
-                out_o, out_r = out_o.data, out_r.data
-            assert_close_rel(out_o, out_r, 1e-12, "output")
-            for a, b in zip(final_o if isinstance(final_o, tuple) else (final_o,),
-                            final_r if isinstance(final_r, tuple) else (final_r,)):
-                assert_close_rel(a, b, 1e-12, "final state")
+    assert_inference_matches(ours, ref, torch.randn(6, 4, I, dtype=torch.float64))
 
 
 def test_layer_weight_gradients_without_input_gradient(backend):

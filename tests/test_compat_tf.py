@@ -10,6 +10,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 import gatedrnn as gr
 from gatedrnn.compat import tf
+from helpers import randomize_
 
 F64 = torch.float64
 ATOL = 1e-10
@@ -109,15 +110,6 @@ def assert_state_close(actual, expected, atol=ATOL):
             np.testing.assert_allclose(a, e, rtol=0, atol=atol)
     else:
         np.testing.assert_allclose(actual, expected, rtol=0, atol=atol)
-
-
-def randomize_(cell, seed=0, scale=1.0):
-    """Non-default values for every variable, biases and peepholes included."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in cell.parameters():
-            p.copy_((torch.rand(p.shape, generator=g, dtype=p.dtype) * 2 - 1) * scale)
-    return cell
 
 
 def random_state(cell, batch, seed=1, scale=1.0):

@@ -13,6 +13,7 @@ import torch
 
 import gatedrnn as gr
 from gatedrnn.convert import from_keras, from_tf1, to_keras, to_tf1
+from helpers import randomize_
 
 I, U, B, T = 5, 4, 3, 6
 
@@ -22,14 +23,6 @@ pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:Depreca
 
 def rand(rng, *shape, scale=0.5, dtype=np.float32):
     return rng.uniform(-scale, scale, shape).astype(dtype)
-
-
-def randomize_(layer, seed=0, scale=0.5):
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in layer.parameters():
-            p.copy_((torch.rand(p.shape, generator=g, dtype=p.dtype) * 2 - 1) * scale)
-    return layer
 
 
 def run(layer, x):
@@ -111,7 +104,7 @@ def make_layer(kind, reset_after=True, **kw):
 def test_to_keras_matches_keras(keras, kind, kw):
     """Nonzero bias_hh (and forget_bias) are folded into the Keras bias."""
     extra = {"forget_bias": 1.0} if kind == "lstm" else {}
-    layer = randomize_(make_layer(kind, **kw, **extra), seed=3)
+    layer = randomize_(make_layer(kind, **kw, **extra), seed=3, scale=0.5)
     assert layer.bias_hh_l0.abs().min() > 0
     x = np.random.default_rng(1).uniform(-1, 1, (B, T, I)).astype(np.float32)
     expected_out, expected_states = run(layer, x)
@@ -130,13 +123,13 @@ def test_keras_round_trips_are_exact(kind, kw):
     for a, b in zip(back, weights):
         assert a.dtype == np.float32 and a.shape == b.shape and np.array_equal(a, b)
 
-    layer = randomize_(make_layer(kind, **kw), seed=4)
+    layer = randomize_(make_layer(kind, **kw), seed=4, scale=0.5)
     if not (kind == "gru" and kw["reset_after"]):  # Keras has one bias: start with bias_hh = 0
         with torch.no_grad():
             layer.bias_hh_l0.zero_()
     assert_params_equal(from_keras(kind, to_keras(layer), **kw), layer)
 
-    nobias = randomize_(make_layer(kind, bias=False, **kw), seed=5)
+    nobias = randomize_(make_layer(kind, bias=False, **kw), seed=5, scale=0.5)
     assert len(to_keras(nobias)) == 2
     assert_params_equal(from_keras(kind, to_keras(nobias), **kw), nobias)
 
@@ -161,7 +154,7 @@ def test_to_keras_gate_order_and_forget_bias():
 
 
 def test_reset_before_gru_folds_the_recurrent_n_bias_exactly():
-    gru = randomize_(gr.GRU(I, U, batch_first=True, reset_after=False, dtype=torch.float64))
+    gru = randomize_(gr.GRU(I, U, batch_first=True, reset_after=False, dtype=torch.float64), scale=0.5)
     back = from_keras("gru", to_keras(gru), reset_after=False).double()
     x = np.random.default_rng(0).normal(size=(B, T, I))
     np.testing.assert_allclose(run(back, x)[0], run(gru, x)[0], rtol=0, atol=1e-6)
@@ -280,7 +273,7 @@ TF1_LAYERS = [
 
 @pytest.mark.parametrize("kind,make,kwargs", TF1_LAYERS)
 def test_tf1_round_trip(kind, make, kwargs):
-    layer = randomize_(make(), seed=7, scale=1.0)
+    layer = randomize_(make(), seed=7)
     v = to_tf1(layer)
     back = from_tf1(kind, v, I, **kwargs)
     # bias_hh is folded into TF's single bias: same function ...

@@ -29,16 +29,15 @@ def weights(module):
 H = 50
 T_MAX = 40
 
-LSTM_LIKE = [
-    pytest.param(lambda: gr.LSTM(3, H, num_layers=2, bidirectional=True), id="gr.LSTM"),
-    pytest.param(lambda: nn.LSTM(3, H, num_layers=2, bidirectional=True), id="nn.LSTM"),
-    pytest.param(lambda: gr.LSTMCell(3, H), id="gr.LSTMCell"),
-    pytest.param(lambda: nn.LSTMCell(3, H), id="nn.LSTMCell"),
-    pytest.param(lambda: gr.LSTM(3, H, proj_size=7, peepholes=True), id="gr.LSTM-proj"),
-]
-JANET_LIKE = [
-    pytest.param(lambda: gr.JANET(3, H, num_layers=2, bidirectional=True), id="gr.JANET"),
-    pytest.param(lambda: gr.JANETCell(3, H), id="gr.JANETCell"),
+# (constructor, its bias blocks in order); the two-layer bidirectional ones have 4 bias pairs
+CHRONO_MODULES = [
+    pytest.param(lambda: gr.LSTM(3, H, num_layers=2, bidirectional=True), "ifgo", id="gr.LSTM"),
+    pytest.param(lambda: nn.LSTM(3, H, num_layers=2, bidirectional=True), "ifgo", id="nn.LSTM"),
+    pytest.param(lambda: gr.LSTMCell(3, H), "ifgo", id="gr.LSTMCell"),
+    pytest.param(lambda: nn.LSTMCell(3, H), "ifgo", id="nn.LSTMCell"),
+    pytest.param(lambda: gr.LSTM(3, H, proj_size=7, peepholes=True), "ifgo", id="gr.LSTM-proj"),
+    pytest.param(lambda: gr.JANET(3, H, num_layers=2, bidirectional=True), "fg", id="gr.JANET"),
+    pytest.param(lambda: gr.JANETCell(3, H), "fg", id="gr.JANETCell"),
 ]
 
 
@@ -48,41 +47,30 @@ def check_forget(b_f, t_max):
     assert b_f.unique().numel() > H // 2  # drawn per unit, not one constant
 
 
-@pytest.mark.parametrize("make", LSTM_LIKE)
-def test_chrono_lstm(make):
+@pytest.mark.parametrize("make, gates", CHRONO_MODULES)
+def test_chrono(make, gates):
+    """b_f drawn per layer and direction, b_i = -b_f (LSTM), the other blocks and bias_hh
+    zero, the weights untouched."""
     torch.manual_seed(0)
     module = make()
     before = weights(module)
     assert chrono_(module, T_MAX) is module
     pairs = bias_pairs(module)
-    assert len(pairs) == (4 if hasattr(module, "num_layers") and module.num_layers == 2 else 1)
+    assert len(pairs) == (4 if getattr(module, "num_layers", 1) == 2 else 1)
     forget = []
     for bias_ih, bias_hh in pairs:
-        b_i, b_f, b_g, b_o = bias_ih.detach().split(H)
+        blocks = dict(zip(gates, bias_ih.detach().split(H), strict=True))
+        b_f = blocks.pop("f")
         check_forget(b_f, T_MAX)
-        assert torch.equal(b_i, -b_f)
-        assert torch.equal(b_g, torch.zeros(H)) and torch.equal(b_o, torch.zeros(H))
-        assert torch.equal(bias_hh.detach(), torch.zeros(4 * H))
+        if "i" in blocks:  # LSTM
+            assert torch.equal(blocks.pop("i"), -b_f)
+        for gate, b in blocks.items():  # g, and o for the LSTM
+            assert torch.equal(b, torch.zeros(H)), gate
+        assert torch.equal(bias_hh.detach(), torch.zeros(len(gates) * H))
         forget.append(b_f)
     # each layer and direction drawn independently
     for a, b in zip(forget, forget[1:]):
         assert not torch.equal(a, b)
-    for name, w in weights(module).items():
-        assert torch.equal(w, before[name]), name
-
-
-@pytest.mark.parametrize("make", JANET_LIKE)
-def test_chrono_janet(make):
-    torch.manual_seed(0)
-    module = make()
-    before = weights(module)
-    assert chrono_(module, T_MAX) is module
-    pairs = bias_pairs(module)
-    for bias_ih, bias_hh in pairs:
-        b_f, b_g = bias_ih.detach().split(H)
-        check_forget(b_f, T_MAX)
-        assert torch.equal(b_g, torch.zeros(H))
-        assert torch.equal(bias_hh.detach(), torch.zeros(2 * H))
     for name, w in weights(module).items():
         assert torch.equal(w, before[name]), name
 

@@ -6,15 +6,15 @@ over the ops' fake kernels."""
 
 import pytest
 import torch
-from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
 
 import gatedrnn as gr
 from gatedrnn import backends
 from gatedrnn.backends import native
 from gatedrnn.cells import LayerNormLSTMSpec
+from helpers import assert_compiled_matches_eager
 from test_native_mgu_indrnn import SMALL_SCENARIOS
-from test_backends_vs_reference import (TOLERANCE, assert_close_rel, forward_backward, initial_state,
-                                        randomise_gains)
+from test_backends_vs_reference import (TOLERANCE, assert_close_rel, assert_inference_matches, forward_backward,
+                                        initial_state, randomise_gains)
 
 I, H = 3, 13  # H odd: a partial vector at the end of every gate block
 
@@ -84,16 +84,7 @@ def test_layer_inference_matches_reference(make):
     """Without autograd the kernel saves nothing for backward; same results."""
     ours, ref = layer_pair(make, torch.float64, num_layers=2, bidirectional=True)
     torch.manual_seed(2)
-    x = torch.randn(6, 4, I, dtype=torch.float64)
-    packed = pack_padded_sequence(x, torch.tensor([2, 6, 1, 4]), enforce_sorted=False)
-    with torch.no_grad():
-        for inp in (x, packed):
-            (out_o, final_o), (out_r, final_r) = ours(inp), ref(inp)
-            if isinstance(inp, PackedSequence):
-                out_o, out_r = out_o.data, out_r.data
-            assert_close_rel(out_o, out_r, 1e-12, "output")
-            for k, (a, b) in enumerate(zip(final_o, final_r, strict=True)):
-                assert_close_rel(a, b, 1e-12, f"final state {k}")
+    assert_inference_matches(ours, ref, torch.randn(6, 4, I, dtype=torch.float64))
 
 
 def backend_inputs(h, rand, bias=True):
@@ -151,13 +142,4 @@ def test_runs_under_torch_compile():
     """The fake kernels give the saved shapes; the options list round-trips."""
     torch.manual_seed(0)
     layer = dict(LAYERS)["forget_bias0.5"](backend="native", batch_first=True)
-    x = torch.randn(4, 6, I)
-    eager, _ = layer(x)
-    eager.sum().backward()
-    eager_grads = [p.grad.clone() for p in layer.parameters()]
-    layer.zero_grad()
-    out, _ = torch.compile(layer, backend="aot_eager", fullgraph=True)(x)
-    out.sum().backward()
-    torch.testing.assert_close(out, eager)
-    for p, g in zip(layer.parameters(), eager_grads):
-        torch.testing.assert_close(p.grad, g)
+    assert_compiled_matches_eager(layer, torch.randn(4, 6, I))

@@ -7,13 +7,13 @@ torch.compile over the ops' fake kernels."""
 import pytest
 import torch
 from torch.func import functional_call
-from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
 
 import gatedrnn as gr
 from gatedrnn.backends import native
 from gatedrnn.cells import IndRNNSpec, MGUSpec
-from test_backends_vs_reference import (TOLERANCE, assert_close_rel, forward_backward, initial_state,
-                                        layer_pair)
+from helpers import assert_compiled_matches_eager
+from test_backends_vs_reference import (TOLERANCE, assert_inference_matches, assert_results_close, forward_backward,
+                                        initial_state, layer_pair)
 
 I, H = 3, 13  # H odd: a partial vector at the end of every row
 MAX = 0.5  # IndRNN's recurrent_max, below some |u|
@@ -71,15 +71,8 @@ def test_layer_matches_reference(make, scenario, dtype):
     torch.manual_seed(1)
     x = torch.randn(T, B, I, dtype=dtype, requires_grad=True)
     hx = initial_state(ref, B, dtype) if with_hx else ()
-    out_o, final_o, grads_o = forward_backward(ours, x, hx, lengths)
-    out_r, final_r, grads_r = forward_backward(ref, x, hx, lengths)
-    tol = TOLERANCE[dtype]
-    assert_close_rel(out_o, out_r, tol, "output")
-    assert_close_rel(final_o[0], final_r[0], tol, "final state")
-    assert grads_o.keys() == grads_r.keys()
-    for name, g in grads_r.items():
-        assert grads_o[name] is not None, f"no gradient for {name}"
-        assert_close_rel(grads_o[name], g, tol, f"gradient of {name}")
+    assert_results_close(forward_backward(ours, x, hx, lengths), forward_backward(ref, x, hx, lengths),
+                         TOLERANCE[dtype])
 
 
 def test_indrnn_clipped_units_get_no_gradient():
@@ -98,15 +91,7 @@ def test_layer_inference_matches_reference(make):
     """Without autograd the kernels save nothing for backward; same results."""
     ours, ref = layer_pair(make, torch.float64, "native", num_layers=2, bidirectional=True)
     torch.manual_seed(2)
-    x = torch.randn(6, 4, I, dtype=torch.float64)
-    packed = pack_padded_sequence(x, torch.tensor([2, 6, 1, 4]), enforce_sorted=False)
-    with torch.no_grad():
-        for inp in (x, packed):
-            (out_o, final_o), (out_r, final_r) = ours(inp), ref(inp)
-            if isinstance(inp, PackedSequence):
-                out_o, out_r = out_o.data, out_r.data
-            assert_close_rel(out_o, out_r, 1e-12, "output")
-            assert_close_rel(final_o, final_r, 1e-12, "final state")
+    assert_inference_matches(ours, ref, torch.randn(6, 4, I, dtype=torch.float64))
 
 
 # (id, spec, weights for hidden size h)
@@ -177,13 +162,4 @@ def test_runs_under_torch_compile(make):
     """The fake kernels give the saved shapes; MGU's empty options list round-trips."""
     torch.manual_seed(0)
     layer = make(backend="native", batch_first=True)
-    x = torch.randn(4, 6, I)
-    eager, _ = layer(x)
-    eager.sum().backward()
-    eager_grads = [p.grad.clone() for p in layer.parameters()]
-    layer.zero_grad()
-    out, _ = torch.compile(layer, backend="aot_eager", fullgraph=True)(x)
-    out.sum().backward()
-    torch.testing.assert_close(out, eager)
-    for p, g in zip(layer.parameters(), eager_grads):
-        torch.testing.assert_close(p.grad, g)
+    assert_compiled_matches_eager(layer, torch.randn(4, 6, I))

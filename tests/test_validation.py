@@ -108,26 +108,29 @@ def test_empty_sequence():
         gr.JANET(5, 4, batch_first=True)(torch.randn(2, 0, 5))
 
 
-def test_hx_wrong_shape_or_batch():
-    layer = gr.GRU(5, 4, num_layers=2)
-    x = torch.randn(3, 2, 5)
-    with pytest.raises(ValueError, match=r"hx has the wrong shape: expected \(2, 2, 4\), got \(1, 2, 4\)"):
-        layer(x, torch.zeros(1, 2, 4))
-    with pytest.raises(ValueError, match=r"hx has the wrong shape: expected \(2, 2, 4\), got \(2, 3, 4\)"):
-        layer(x, torch.zeros(2, 3, 4))
-    with pytest.raises(ValueError, match=r"hx has the wrong shape: expected \(2, 4\), got \(2, 2, 4\)"):
-        layer(torch.randn(3, 5), torch.zeros(2, 2, 4))  # unbatched input, batched hx
+# (layer, input shape, hx, error, message); a GRU of 2 layers and an LSTM with h
+# projected to 2, both of hidden size 4, for inputs of 5 features
+GRU2, LSTM_PROJ = (lambda: gr.GRU(5, 4, num_layers=2)), (lambda: gr.LSTM(5, 4, proj_size=2))
+BAD_HX = [
+    pytest.param(GRU2, (3, 2, 5), torch.zeros(1, 2, 4), ValueError,
+                 r"hx has the wrong shape: expected \(2, 2, 4\), got \(1, 2, 4\)", id="gru-layers"),
+    pytest.param(GRU2, (3, 2, 5), torch.zeros(2, 3, 4), ValueError,
+                 r"hx has the wrong shape: expected \(2, 2, 4\), got \(2, 3, 4\)", id="gru-batch"),
+    pytest.param(GRU2, (3, 5), torch.zeros(2, 2, 4), ValueError,
+                 r"hx has the wrong shape: expected \(2, 4\), got \(2, 2, 4\)", id="gru-unbatched-input"),
+    pytest.param(LSTM_PROJ, (3, 2, 5), torch.zeros(1, 2, 2), TypeError,
+                 r"hx must be a tuple \(h, c\) of 2 tensors, got Tensor", id="lstm-not-a-pair"),
+    pytest.param(LSTM_PROJ, (3, 2, 5), (torch.zeros(1, 2, 4), torch.zeros(1, 2, 4)), ValueError,
+                 r"hx\[0\] has the wrong shape: expected \(1, 2, 2\), got \(1, 2, 4\)", id="lstm-h"),
+    pytest.param(LSTM_PROJ, (3, 2, 5), (torch.zeros(1, 2, 2), torch.zeros(1, 2, 2)), ValueError,
+                 r"hx\[1\] has the wrong shape: expected \(1, 2, 4\), got \(1, 2, 2\)", id="lstm-c"),
+]
 
 
-def test_lstm_hx_must_be_a_pair():
-    lstm = gr.LSTM(5, 4, proj_size=2)
-    x = torch.randn(3, 2, 5)
-    with pytest.raises(TypeError, match=r"hx must be a tuple \(h, c\) of 2 tensors, got Tensor"):
-        lstm(x, torch.zeros(1, 2, 2))
-    with pytest.raises(ValueError, match=r"hx\[0\] has the wrong shape: expected \(1, 2, 2\), got \(1, 2, 4\)"):
-        lstm(x, (torch.zeros(1, 2, 4), torch.zeros(1, 2, 4)))
-    with pytest.raises(ValueError, match=r"hx\[1\] has the wrong shape: expected \(1, 2, 4\), got \(1, 2, 2\)"):
-        lstm(x, (torch.zeros(1, 2, 2), torch.zeros(1, 2, 2)))
+@pytest.mark.parametrize("make, x_shape, hx, error, message", BAD_HX)
+def test_hx_wrong_shape_or_type(make, x_shape, hx, error, message):
+    with pytest.raises(error, match=message):
+        make()(torch.randn(*x_shape), hx)
 
 
 def test_cell_hx_wrong_shape():
