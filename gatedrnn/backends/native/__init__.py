@@ -26,11 +26,11 @@ sequence; the weight gradients are one large GEMM after the loop.
 
 Each cell's kernel is compiled on its first use, alone (:mod:`.build`: about 5 s; the
 first cell's build also compiles the op registration library shared by all), for this
-CPU's vector instruction set, and cached by content in ``$TORCH_EXTENSIONS_DIR/gatedrnn``; cells never used are never compiled, and ``gatedrnn
-build`` compiles them ahead of time. Without a C++ compiler the backend is unavailable:
-``backend="auto"`` falls back to the next backend with a single warning, and naming
-``backend="native"`` raises an error that says why. ``GATEDRNN_NATIVE=0`` turns the backend
-off.
+CPU's vector instruction set, and cached by content in ``$TORCH_EXTENSIONS_DIR/gatedrnn``;
+cells never used are never compiled, and ``gatedrnn build`` compiles them ahead of time.
+Without a C++ compiler the backend is unavailable: ``backend="auto"`` falls back to the
+next backend with a single warning, and naming ``backend="native"`` raises an error that
+says why. ``GATEDRNN_NATIVE=0`` turns the backend off.
 
 Autograd: the backward op is the gradient. When autograd asks for a differentiable
 gradient (``create_graph=True``: double backward, gradient penalties, ``gradgradcheck``),

@@ -13,11 +13,10 @@ so that each kernel compiles in about 4 s instead of 8 s. Both are cached under
     $TORCH_EXTENSIONS_DIR/gatedrnn/   (default ~/.cache/torch_extensions/gatedrnn/)
 
 as ``<cell>-<capability>-<key>-<compiler>.so`` and ``register_ops-<key>-<compiler>.so``.
-``key`` hashes the sources' contents,
-the compiler flags, the capability and torch's version (the ABI the library is compiled
-against), not the checkout's path: two checkouts or virtual environments with the same
-sources and torch share one build, and a changed source builds anew. ``compiler`` hashes
-the compiler's identity (``$CXX --version``); where no compiler is found, a library built
+``key`` hashes the sources' contents, the compiler flags, the capability and torch's
+version (the ABI the library is compiled against), not the checkout's path: two checkouts
+or virtual environments with the same sources and torch share one build, and a changed
+source builds anew. ``compiler`` hashes the compiler's identity (``$CXX --version``); where no compiler is found, a library built
 earlier for the same key by any compiler is used (a Docker image built with ``gatedrnn
 build`` and stripped of its toolchain).
 
@@ -269,8 +268,7 @@ def _compile(name: str, capability_name: Optional[str], cxx: str, target: Path, 
     if result.returncode != 0:
         partial.unlink(missing_ok=True)
         errors = [line for line in result.stderr.splitlines() if "error" in line] or result.stderr.splitlines() or [""]
-        subject = "the op registration library" if name == REGISTRAR else f"the {name} kernel"
-        raise BuildError(f"compiling {subject} failed: {errors[0].strip()}\n"
+        raise BuildError(f"compiling the {_described(name).removeprefix('native ')} failed: {errors[0].strip()}\n"
                          f"command: {' '.join(command)}\n{result.stderr[-4000:]}")
     os.replace(partial, target)  # atomic: other processes see no file or the whole file
     if not quiet:
