@@ -16,9 +16,9 @@ as ``<cell>-<capability>-<key>-<compiler>.so`` and ``register_ops-<key>-<compile
 ``key`` hashes the sources' contents, the compiler flags, the capability and torch's
 version (the ABI the library is compiled against), not the checkout's path: two checkouts
 or virtual environments with the same sources and torch share one build, and a changed
-source builds anew. ``compiler`` hashes the compiler's identity (``$CXX --version``); where no compiler is found, a library built
-earlier for the same key by any compiler is used (a Docker image built with ``gatedrnn
-build`` and stripped of its toolchain).
+source builds anew. ``compiler`` hashes the compiler's identity (``$CXX --version``); where
+no compiler is found, a library built earlier for the same key by any compiler is used (a
+Docker image built with ``gatedrnn build`` and stripped of its toolchain).
 
 Concurrent first uses (two ``torchrun`` ranks, two test processes) are safe: a file lock
 per library lets one process build while the others wait, and the library is written
